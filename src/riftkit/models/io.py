@@ -1,0 +1,61 @@
+"""Save and load classifiers: a readable folder, safetensors weights, no pickle.
+
+Layout of a saved model folder::
+
+    riftkit.json          ClassifierSpec: task, labels, max length, pooling, pre-tokeniser, ...
+    head.safetensors      the task head
+    encoder/              a Hugging Face model folder (config.json, model.safetensors, tokenizer)
+
+The ``encoder/`` folder is an ordinary ``from_pretrained`` folder, so the
+fine-tuned encoder is usable by any Hugging Face tool as well.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from .. import __version__
+from .classifier import Classifier, ClassifierSpec
+from .encoder import load_encoder, load_tokenizer, quiet_transformers
+
+SPEC_FILE = "riftkit.json"
+HEAD_FILE = "head.safetensors"
+ENCODER_DIR = "encoder"
+FORMAT_VERSION = 1
+
+
+def save_classifier(model: Classifier, folder: str | Path, extra: dict | None = None) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    with quiet_transformers():
+        model.encoder.save_pretrained(folder / ENCODER_DIR)
+        model.tokenizer.save_pretrained(folder / ENCODER_DIR)
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}, folder / HEAD_FILE)
+    meta = {"format_version": FORMAT_VERSION, "riftkit_version": __version__, "spec": model.spec.to_dict()}
+    if extra:
+        meta["extra"] = extra
+    (folder / SPEC_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    return folder
+
+
+def load_classifier(folder: str | Path, device: str = "cpu") -> Classifier:
+    """Rebuild a classifier saved by :func:`save_classifier`, in eval mode."""
+    folder = Path(folder)
+    spec_path = folder / SPEC_FILE
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"{folder} is not a riftkit model folder: {SPEC_FILE} is missing")
+    try:
+        meta = json.loads(spec_path.read_text(encoding="utf-8"))
+        spec = ClassifierSpec(**meta["spec"])
+    except (json.JSONDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{spec_path}: not a valid riftkit model description: {err}") from None
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValueError(f"{spec_path}: format_version {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    encoder = load_encoder(str(folder / ENCODER_DIR))
+    tokenizer = load_tokenizer(str(folder / ENCODER_DIR))
+    model = Classifier(encoder, tokenizer, spec)
+    model.head.load_state_dict(load_file(folder / HEAD_FILE))
+    return model.to(device).eval()

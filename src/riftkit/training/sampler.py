@@ -1,0 +1,79 @@
+"""Batch order for training, with all of its state explicit and checkpointable.
+
+The order of epoch ``e`` is a pure function of ``(seed, e)``, so the sampler's
+whole state is ``(epoch, batches already served in it)``: resuming a run needs
+nothing but :meth:`state_dict`.
+
+Class-balanced mode (RIFT's recipe): every batch holds ``batch_size / C``
+examples of each class, so every class has in-batch negatives. An epoch is
+``ceil(N / batch_size)`` batches, the same number of steps as plain shuffled
+training; each class is drawn from its own shuffled cycle, and a class that
+runs out within the epoch is reshuffled and cycled again (a minority class is
+therefore seen more than once per epoch, a majority class possibly less).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Iterator, Sequence
+
+
+class BatchSampler:
+    def __init__(self, labels: Sequence[int], batch_size: int, num_classes: int, balanced: bool = False, seed: int = 0):
+        if batch_size < 1:
+            raise ValueError(f"train.batch_size must be >= 1, got {batch_size}")
+        if not labels:
+            raise ValueError("cannot sample batches from an empty training set")
+        self.labels = list(labels)
+        self.batch_size = batch_size
+        self.num_classes = num_classes
+        self.balanced = balanced
+        self.seed = seed
+        self.epoch = 0
+        self.position = 0  # batches of the current epoch already served
+        if balanced:
+            if batch_size % num_classes:
+                raise ValueError(f"train.batch_size={batch_size}: class-balanced batches need a multiple of the {num_classes} classes")
+            self.by_class = [[i for i, y in enumerate(self.labels) if y == c] for c in range(num_classes)]
+            empty = [c for c, items in enumerate(self.by_class) if not items]
+            if empty:
+                raise ValueError(f"class-balanced batches: the training set has no example of class(es) {empty}")
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.labels) / self.batch_size)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        rng = random.Random(f"{self.seed}:{epoch}")
+        if not self.balanced:
+            order = list(range(len(self.labels)))
+            rng.shuffle(order)
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        per_class = self.batch_size // self.num_classes
+        streams = [_cycle(items, rng) for items in self.by_class]
+        return [[next(stream) for stream in streams for _ in range(per_class)] for _ in range(len(self))]
+
+    def __iter__(self) -> Iterator[list[int]]:
+        """The rest of the current epoch; the epoch counter advances when it is exhausted."""
+        batches = self.epoch_batches(self.epoch)
+        while self.position < len(batches):
+            batch = batches[self.position]
+            self.position += 1
+            yield batch
+        self.epoch += 1
+        self.position = 0
+
+    def state_dict(self) -> dict:
+        return {"seed": self.seed, "epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["seed"] != self.seed:
+            raise ValueError(f"sampler state was saved with seed {state['seed']}, this sampler has seed {self.seed}")
+        self.epoch, self.position = state["epoch"], state["position"]
+
+
+def _cycle(items: list[int], rng: random.Random) -> Iterator[int]:
+    while True:
+        order = list(items)
+        rng.shuffle(order)
+        yield from order
