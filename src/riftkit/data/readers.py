@@ -13,6 +13,7 @@ import csv
 import gzip
 import io
 import json
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -29,6 +30,10 @@ NO_GOLD_LABELS = ("-", -1, "-1")
 
 # SNLI 1.0 distribution files (snli_1.0_{train,dev,test}.jsonl).
 SNLI_1_0_FIELDS = {"premise": "sentence1", "hypothesis": "sentence2", "label": "gold_label"}
+
+
+class Malformed(str):
+    """A record that could not even be parsed; :func:`to_examples` reports it like any other bad record."""
 
 
 class DataFormatError(ValueError):
@@ -62,7 +67,7 @@ def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
                 try:
                     yield number, json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise DataFormatError(path, number, None, f"malformed JSON ({err.msg} at column {err.colno})") from None
+                    yield number, Malformed(f"malformed JSON ({err.msg} at column {err.colno})")
         except (OSError, UnicodeDecodeError, EOFError) as err:
             raise DataFormatError(path, None, None, f"cannot read file: {err}") from None
 
@@ -78,8 +83,9 @@ def iter_delimited(path: Path) -> Iterator[tuple[int, Any]]:
         width = len(reader.fieldnames)
         for row in reader:
             if None in row or any(value is None for value in row.values()):
-                raise DataFormatError(path, reader.line_num, None, f"expected {width} columns as in the header")
-            yield reader.line_num, row
+                yield reader.line_num, Malformed(f"expected {width} columns as in the header")
+            else:
+                yield reader.line_num, row
 
 
 def iter_records(path: Path) -> Iterator[tuple[int, Any]]:
@@ -104,12 +110,12 @@ def parse_label(value: Any, task: TaskSpec) -> int:
     elif isinstance(value, str):
         names = [name.lower() for name in task.label_names]
         if value.strip().lower() not in names:
-            raise ValueError(f"unknown label {value!r}: expected one of {list(task.label_names)} or 0..{task.num_labels - 1}")
+            raise ValueError(f"unknown label: {value!r} is not one of {list(task.label_names)} or 0..{task.num_labels - 1}")
         return names.index(value.strip().lower())
     else:
         raise ValueError(f"label {value!r} is not a class id or name")
     if not 0 <= label < task.num_labels:
-        raise ValueError(f"unknown label {value!r}: expected one of {list(task.label_names)} or 0..{task.num_labels - 1}")
+        raise ValueError(f"unknown label: {value!r} is not one of {list(task.label_names)} or 0..{task.num_labels - 1}")
     return label
 
 
@@ -133,17 +139,10 @@ def to_examples(
     examples: list[Example] = []
     for line, record in records:
         try:
+            if isinstance(record, Malformed):
+                raise DataFormatError(path, line, None, str(record))
             if not isinstance(record, Mapping):
                 raise DataFormatError(path, line, None, f"expected an object with fields {segment_keys + [label_key]}, got {type(record).__name__}")
-            if label_key not in record:
-                raise DataFormatError(path, line, label_key, "missing field")
-            if record[label_key] in NO_GOLD_LABELS:
-                skipped["no gold label"] += 1
-                continue
-            try:
-                label = parse_label(record[label_key], task)
-            except ValueError as err:
-                raise DataFormatError(path, line, label_key, str(err)) from None
             segments = []
             for key in segment_keys:
                 if key not in record:
@@ -154,10 +153,20 @@ def to_examples(
                 if not tokens:
                     raise DataFormatError(path, line, key, "empty text")
                 segments.append(tuple(tokens))
+            if label_key not in record:
+                raise DataFormatError(path, line, label_key, "missing field")
+            if record[label_key] in NO_GOLD_LABELS:
+                skipped["no gold label"] += 1
+                continue
+            try:
+                label = parse_label(record[label_key], task)
+            except ValueError as err:
+                raise DataFormatError(path, line, label_key, str(err)) from None
         except DataFormatError as err:
             if on_error == "error":
                 raise
-            skipped[f"{err.field or 'record'}: {err.problem.split(':')[0]}"] += 1
+            # Count by reason (not by value), so that the report stays short on a large file.
+            skipped[f"{err.field or 'record'}: {re.split(r'[:(]', err.problem)[0].strip()}"] += 1
             continue
         examples.append(Example(tuple(segments), label, uid=f"{Path(path).name}:{line}"))
     return examples
