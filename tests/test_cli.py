@@ -46,3 +46,13 @@ def test_errors_are_reported_not_raised(tmp_path, toy_data, capsys):
     assert main(["train", str(config)]) == 2
     err = capsys.readouterr().err
     assert "train.jsonl, line 2, field 'label'" in err and "maybe" in err
+
+
+def test_overrides_may_follow_options(tmp_path, capsys):
+    config = tmp_path / "exp.yaml"
+    config.write_text("train:\n  epochs: 1\n")
+    # the override after --data-dir is parsed (and here rejected as unknown), not an argparse usage error
+    assert main(["train", str(config), "--data-dir", str(tmp_path), "train.bogus=1"]) == 2
+    assert "bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", str(config), "--no-such-flag"])

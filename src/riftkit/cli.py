@@ -183,7 +183,15 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataFormatError, DataNotFoundError
     from .models import EncoderNotFoundError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # Overrides may come before or after options (argparse stops positional
+    # nargs="*" at the first option), so collect the stray key=value ones here.
+    args, extra = parser.parse_known_args(argv)
+    stray = [item for item in extra if item.startswith("-") or "=" not in item or not hasattr(args, "overrides")]
+    if stray:
+        parser.error(f"unrecognized arguments: {' '.join(stray)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
     try:
         return args.func(args)
     except (ConfigError, DataFormatError, DataNotFoundError, EncoderNotFoundError, FileNotFoundError) as err:
