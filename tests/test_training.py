@@ -42,7 +42,7 @@ def test_standard_training_on_a_tiny_model_learns_and_logs(make_tiny, tmp_path):
     assert len(evals) == 10 + 10  # every epoch end, plus step 2 of each 4-step epoch
     best = max(evals, key=lambda r: r["dev_accuracy"])
     saved = json.loads((tmp_path / "run" / "best" / "riftkit.json").read_text())
-    assert saved["extra"]["dev"]["accuracy"] == result.best_dev["accuracy"] == best["dev_accuracy"]
+    assert saved["extra"]["dev"]["dev_accuracy"] == result.best_dev["accuracy"] == best["dev_accuracy"]
     assert saved["extra"]["step"] == best["step"]  # the first step reaching the best value is kept
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["test"]["accuracy"] == result.test["accuracy"]

@@ -29,7 +29,15 @@ def _report(result, splits) -> None:
     rows += [(k, v) for k, v in splits.provenance.items() if k in ("dev", "test", "note")]
     rows += [
         ("best dev accuracy", f"{result.best_dev['accuracy']:.4f} (epoch {result.best_dev['epoch']:g}, step {result.best_dev['step']})"),
+    ]
+    if "dev_robust_ascc" in result.best_dev:
+        rows.append(("best dev robust (ASCC)", f"{result.best_dev['dev_robust_ascc']:.4f} (selected by it)"))
+    rows += [
         ("test accuracy", f"{result.test['accuracy']:.4f} on {result.test['n']} examples" if result.test else "not evaluated"),
+    ]
+    if result.test and "robust_ascc" in result.test:
+        rows.append(("test robust (ASCC)", f"{result.test['robust_ascc']:.4f} on {result.test['robust_n']} examples"))
+    rows += [
         ("wall time", f"{result.wall_time_s:.0f} s"),
         ("best model", str(result.output_dir / "best")),
         ("metrics log", str(result.output_dir / "metrics.jsonl")),
@@ -47,7 +55,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     splits = load_splits(config.data, args.data_dir)
     print(f"riftkit train: {config.name}: {splits.summary()}", file=sys.stderr)
-    result = train(config, splits)
+    result = train(config, splits, data_dir=args.data_dir)
     _report(result, splits)
     return 0
 
@@ -63,7 +71,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     config = load_config(None, overrides, base=DEMO)
     splits = load_splits(config.data, args.data_dir)
     print(f"riftkit demo: fine-tuning the embedded MiniLM on {splits.summary()}", file=sys.stderr)
-    result = train(config, splits)
+    result = train(config, splits, data_dir=args.data_dir)
     _report(result, splits)
     return 0
 

@@ -59,8 +59,23 @@ class ModelConfig:
 
 
 @dataclass
+class ObjectiveConfig:
+    """Weights and settings of the training objective's pieces (METHOD.md defaults)."""
+
+    # Substitution set for the adversary: "counterfitted" (data directory) or a JSON path.
+    substitutions: str = "counterfitted"
+    max_candidates: int = 8
+    beta: float = 10.0  # Eq. 9: 10 for IMDB, 5 for SNLI
+    adv_steps: int = 10  # K Adam steps of the ASCC adversary (Eq. 8)
+    adv_lr: float = 1.0
+    adv_sparse_weight: float = 15.0
+    ptwd_weight: float = 0.0  # lambda of ||theta - theta_0|| (Adv-PTWD); 0 = off
+    mixout_p: float = 0.0  # Mixout probability (Adv-Mixout); 0 = off
+
+
+@dataclass
 class TrainConfig:
-    method: Literal["standard"] = "standard"
+    method: Literal["standard", "adv", "adv_ptwd", "adv_mixout"] = "standard"
     epochs: int = 3
     batch_size: int = 32
     eval_batch_size: int = 128
@@ -71,7 +86,11 @@ class TrainConfig:
     max_grad_norm: float | None = None
     # Evaluate on dev every N optimiser steps as well as at every epoch end (0: epoch ends only).
     eval_every_steps: int = 0
-    select_metric: Literal["dev_accuracy"] = "dev_accuracy"
+    # Model selection on dev: "auto" = clean accuracy for standard, robust accuracy
+    # under the white-box ASCC attack for the adversarial methods.
+    select_metric: Literal["auto", "dev_accuracy", "dev_robust_ascc"] = "auto"
+    select_max_examples: int | None = 500  # seeded dev subset for the robust metric (cost)
+    select_attack_steps: int = 10
     seed: int = 0
     num_threads: int | None = None
     progress: bool = True
@@ -84,6 +103,7 @@ class ExperimentConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
 class ConfigError(ValueError):

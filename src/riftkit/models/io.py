@@ -31,7 +31,7 @@ def save_classifier(model: Classifier, folder: str | Path, extra: dict | None = 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     with quiet_transformers():
-        model.encoder.save_pretrained(folder / ENCODER_DIR)
+        model.encoder.save_pretrained(folder / ENCODER_DIR, state_dict=plain_state_dict(model.encoder))
         model.tokenizer.save_pretrained(folder / ENCODER_DIR)
     save_file({k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}, folder / HEAD_FILE)
     meta = {"format_version": FORMAT_VERSION, "riftkit_version": __version__, "spec": model.spec.to_dict()}
@@ -39,6 +39,22 @@ def save_classifier(model: Classifier, folder: str | Path, extra: dict | None = 
         meta["extra"] = extra
     (folder / SPEC_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
     return folder
+
+
+def plain_state_dict(module) -> dict:
+    """The state dict under the usual parameter names, without parametrizations.
+
+    A parametrized weight (Mixout) is stored by PyTorch as ``...parametrizations.weight.original``;
+    the saved model holds the learned weight, which is what Mixout uses at evaluation.
+    """
+    state = {}
+    for key, value in module.state_dict().items():
+        if ".parametrizations." not in key:
+            state[key] = value
+        elif key.endswith(".original"):
+            head, _, rest = key.partition(".parametrizations.")
+            state[f"{head}.{rest.split('.')[0]}"] = value
+    return state
 
 
 def load_classifier(folder: str | Path, device: str = "cpu") -> Classifier:

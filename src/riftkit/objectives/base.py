@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import torch
 from transformers import BatchEncoding
 
+from ..data.examples import Example
 from ..models.classifier import Classifier
+
+
+@dataclass
+class TrainBatch:
+    examples: Sequence[Example]
+    inputs: BatchEncoding  # tokenised examples, on the model's device
+    labels: torch.Tensor
 
 
 @dataclass
@@ -19,4 +28,4 @@ class ObjectiveOutput:
 
 
 class Objective(Protocol):
-    def __call__(self, model: Classifier, inputs: BatchEncoding, labels: torch.Tensor) -> ObjectiveOutput: ...
+    def __call__(self, model: Classifier, batch: TrainBatch) -> ObjectiveOutput: ...

@@ -1,10 +1,11 @@
-"""The training loop: one screen, top to bottom.
+"""The training loop (the paper's Algorithm 1), one screen, top to bottom.
 
-For every batch: the objective computes the loss (cross-entropy for Standard;
-the adversarial and information terms join it as further pieces), one AdamW
-step follows. At every epoch end (and every ``eval_every_steps``) the model is
-evaluated on dev and the best one is kept; test is evaluated once, on the
-selected model, at the end.
+For every batch: the objective computes the loss (Standard: CE; Adv-*: the
+ASCC adversary finds x_hat (Eq. 8), then CE + beta KL (Eq. 9), plus PTWD or
+Mixout when configured), one AdamW step follows. At every epoch end (and every
+``eval_every_steps``) the model is evaluated on dev and the best one is kept:
+by clean accuracy, or by robust accuracy under the white-box ASCC attack for
+the adversarial methods. Test is evaluated once, on the selected model, at the end.
 """
 
 from __future__ import annotations
@@ -18,13 +19,18 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ..attacks.ascc import ASCCAttack, robust_accuracy
 from ..config import ExperimentConfig, ModelConfig, save_config
-from ..data.examples import DatasetSplits, TaskSpec
+from ..data.examples import DatasetSplits, Example, TaskSpec
+from ..data.splits import sample
 from ..evaluation.accuracy import evaluate_accuracy
 from ..models.classifier import Classifier, build_classifier
 from ..models.encoder import load_encoder, load_tokenizer
 from ..models.io import save_classifier
-from ..objectives import build_objective
+from ..objectives import TrainBatch, build_objective
+from ..objectives.ptwd import PretrainedWeights
+from ..substitutions.hull import HullBuilder
+from ..substitutions.sets import load_substitutions
 from .log import MetricsLog, RunningMean
 from .optim import build_optimizer
 from .sampler import BatchSampler
@@ -69,7 +75,42 @@ def build_model(config: ModelConfig, task: TaskSpec, seed: int) -> Classifier:
     )
 
 
-def train(config: ExperimentConfig, splits: DatasetSplits, model: Classifier | None = None, evaluate_test: bool = True) -> TrainResult:
+class DevEvaluator:
+    """Clean dev accuracy, and robust accuracy under ASCC when selecting by it."""
+
+    def __init__(self, config: ExperimentConfig, splits: DatasetSplits, model: Classifier, hulls: HullBuilder | None):
+        cfg = config.train
+        metric = cfg.select_metric
+        if metric == "auto":
+            metric = "dev_accuracy" if config.train.method == "standard" else "dev_robust_ascc"
+        if metric == "dev_robust_ascc" and hulls is None:
+            raise ValueError("train.select_metric=dev_robust_ascc needs a substitution set")
+        self.metric, self.config, self.hulls = metric, cfg, hulls
+        self.dev = splits.dev
+        self.robust_dev = sample(splits.dev, cfg.select_max_examples, seed=cfg.seed)
+
+    def robust(self, model: Classifier, examples: list[Example]) -> dict:
+        attack = ASCCAttack(model, self.hulls, steps=self.config.select_attack_steps, batch_size=self.config.eval_batch_size // 4 or 1, seed=self.config.seed)
+        return robust_accuracy(attack.attack(examples))
+
+    def __call__(self, model: Classifier) -> tuple[float, dict]:
+        values = {}
+        clean = evaluate_accuracy(model, self.dev, self.config.eval_batch_size)
+        values["dev_accuracy"], values["dev_loss"] = clean["accuracy"], clean["loss"]
+        if self.metric == "dev_robust_ascc":
+            robust = self.robust(model, self.robust_dev)
+            values["dev_robust_ascc"] = robust["robust_accuracy"]
+            values["dev_robust_n"] = robust["n"]
+        return values[self.metric], values
+
+
+def train(
+    config: ExperimentConfig,
+    splits: DatasetSplits,
+    model: Classifier | None = None,
+    evaluate_test: bool = True,
+    data_dir: str | Path | None = None,
+) -> TrainResult:
     cfg = config.train
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
@@ -81,7 +122,12 @@ def train(config: ExperimentConfig, splits: DatasetSplits, model: Classifier | N
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = (model or build_model(config.model, splits.task, cfg.seed)).to(device)
-    objective = build_objective(cfg.method)
+    needs_substitutions = cfg.method != "standard" or cfg.select_metric == "dev_robust_ascc"
+    substitutions = load_substitutions(config.objective.substitutions, data_dir or config.data.data_dir) if needs_substitutions else None
+    theta0 = PretrainedWeights(model.encoder)  # for the log's ||theta - theta_0||, whatever the method
+    objective = build_objective(cfg.method, config.objective, model, substitutions, seed=cfg.seed)
+    hulls = HullBuilder(model.tokenizer, substitutions, config.objective.max_candidates) if substitutions else None
+    evaluate_dev = DevEvaluator(config, splits, model, hulls)
     optimizer = build_optimizer(model.encoder, [model.head], cfg.lr, cfg.encoder_weight_decay, cfg.head_weight_decay)
     train_set = splits.train
     sampler = BatchSampler([e.label for e in train_set], cfg.batch_size, splits.task.num_labels, cfg.balanced_batches, cfg.seed)
@@ -89,32 +135,31 @@ def train(config: ExperimentConfig, splits: DatasetSplits, model: Classifier | N
     state = TrainState()
     best_weights: dict[str, torch.Tensor] | None = None
     start = time.time()
-    log.write("start", name=config.name, data=splits.summary(), train_examples=len(train_set), steps_per_epoch=len(sampler), device=str(device))
+    log.write("start", name=config.name, method=cfg.method, select_metric=evaluate_dev.metric, data=splits.summary(),
+              train_examples=len(train_set), steps_per_epoch=len(sampler), device=str(device))
 
     def evaluate_and_select(epoch_progress: float) -> None:
         nonlocal best_weights
-        dev = evaluate_accuracy(model, splits.dev, cfg.eval_batch_size)
-        metric = dev["accuracy"]  # train.select_metric; robust accuracy joins with the attacks
+        metric, values = evaluate_dev(model)
         improved = metric > state.best_metric
         if improved:
             state.best_metric, state.best_step, state.best_epoch = metric, state.step, epoch_progress
             best_weights = copy.deepcopy(model.state_dict())
-            save_classifier(model, out / BEST_DIR, extra={"selected_by": cfg.select_metric, "dev": dev, "step": state.step, "epoch": epoch_progress})
-        record = log.write("eval", step=state.step, epoch=round(epoch_progress, 4), dev_accuracy=dev["accuracy"], dev_loss=dev["loss"], best=improved)
+            save_classifier(model, out / BEST_DIR, extra={"selected_by": evaluate_dev.metric, "dev": values, "step": state.step, "epoch": epoch_progress})
+        record = log.write("eval", step=state.step, epoch=round(epoch_progress, 4), **values, best=improved)
         state.history.append(record)
         (out / "train_state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
 
     for epoch in range(cfg.epochs):
         state.epoch = epoch
         model.train()
-        loss_mean, acc_mean, extra = RunningMean(), RunningMean(), {}
+        running: dict[str, RunningMean] = {}
         bar = tqdm(sampler, total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
         for batch_index, indices in enumerate(bar):
             examples = [train_set[i] for i in indices]
-            inputs = model.encode_examples(examples).to(device)
-            labels = torch.tensor([e.label for e in examples], device=device)
+            batch = TrainBatch(examples, model.encode_examples(examples).to(device), torch.tensor([e.label for e in examples], device=device))
 
-            result = objective(model, inputs, labels)
+            result = objective(model, batch)
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             if cfg.max_grad_norm:
@@ -122,24 +167,31 @@ def train(config: ExperimentConfig, splits: DatasetSplits, model: Classifier | N
             optimizer.step()
             state.step += 1
 
-            loss_mean.add(result.loss.item(), len(indices))
-            acc_mean.add((result.logits.argmax(-1) == labels).float().mean().item(), len(indices))
-            for key, value in result.metrics.items():
-                extra.setdefault(key, RunningMean()).add(value, len(indices))
-            bar.set_postfix(loss=f"{loss_mean.mean:.4f}", acc=f"{acc_mean.mean:.3f}")
+            accuracy = (result.logits.argmax(-1) == batch.labels).float().mean().item()
+            for key, value in {"loss": result.loss.item(), "accuracy": accuracy, **result.metrics}.items():
+                running.setdefault(key, RunningMean()).add(value, len(indices))
+            bar.set_postfix({k: f"{running[k].mean:.4f}" for k in ("loss", "accuracy", "adv_accuracy") if k in running})
             if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0 and batch_index + 1 < len(sampler):
                 evaluate_and_select(epoch + (batch_index + 1) / len(sampler))
                 model.train()
-        log.write("train_epoch", epoch=epoch + 1, step=state.step, loss=loss_mean.mean, accuracy=acc_mean.mean, **{k: v.mean for k, v in extra.items()})
+        with torch.no_grad():
+            distance = theta0.distance(model.encoder).item()
+        log.write("train_epoch", epoch=epoch + 1, step=state.step, **{k: v.mean for k, v in running.items()}, theta_distance=distance)
         evaluate_and_select(epoch + 1.0)
 
     # The selected model (best on dev) is the result; test is looked at once, here.
     if best_weights is not None:
         model.load_state_dict(best_weights)
-    best_dev = {"accuracy": state.best_metric, "step": state.best_step, "epoch": state.best_epoch}
-    test = evaluate_accuracy(model, splits.test, cfg.eval_batch_size) if evaluate_test and splits.test else None
+    best_dev = {evaluate_dev.metric: state.best_metric, "step": state.best_step, "epoch": state.best_epoch}
+    best_dev["accuracy"] = next(r["dev_accuracy"] for r in state.history if r["step"] == state.best_step and r["best"])
+    test = None
+    if evaluate_test and splits.test:
+        test = evaluate_accuracy(model, splits.test, cfg.eval_batch_size)
+        if evaluate_dev.metric == "dev_robust_ascc":
+            robust = evaluate_dev.robust(model, sample(splits.test, cfg.select_max_examples, seed=cfg.seed))
+            test["robust_ascc"], test["robust_n"] = robust["robust_accuracy"], robust["n"]
     wall = time.time() - start
-    log.write("end", best_dev_accuracy=state.best_metric, best_epoch=state.best_epoch, test_accuracy=test["accuracy"] if test else None, wall_time_s=round(wall, 1))
-    summary = {"name": config.name, "best_dev": best_dev, "test": test, "wall_time_s": round(wall, 1), "data": splits.summary(), "best_model": str(out / BEST_DIR)}
+    log.write("end", best_dev=best_dev, test=test, wall_time_s=round(wall, 1))
+    summary = {"name": config.name, "method": cfg.method, "best_dev": best_dev, "test": test, "wall_time_s": round(wall, 1), "data": splits.summary(), "best_model": str(out / BEST_DIR)}
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     return TrainResult(out, best_dev, test, state, wall)

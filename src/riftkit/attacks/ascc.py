@@ -1,0 +1,85 @@
+"""The white-box ASCC attack: Eq. 8 with the cross-entropy on the true label, then argmax.
+
+For a batch of examples: search the convex hull of substitute embeddings
+(:class:`riftkit.objectives.ascc.ASCCAdversary`, loss "ce"), take the argmax
+candidate of every word, and confirm on the discrete text with one forward
+pass. A success is therefore always a real flip of a real substituted text.
+It is the fast robust-accuracy estimate used for model selection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..data.examples import Example
+from ..models.classifier import Classifier
+from ..objectives.ascc import ASCCAdversary
+from ..substitutions.hull import HullBuilder
+
+
+@dataclass
+class ASCCOutcome:
+    uid: str
+    label: int
+    prediction: int  # on the original text
+    adversarial: Example
+    adversarial_prediction: int
+    changes: list[tuple[int, int, str, str]] = field(default_factory=list)  # (segment, position, old, new)
+    outcome: str = "failed"  # "skipped" (originally wrong), "succeeded" or "failed"
+    queries: int = 0  # forward passes spent on this example (search steps + 2)
+
+
+class ASCCAttack:
+    name = "ascc"
+
+    def __init__(self, model: Classifier, hulls: HullBuilder, steps: int = 10, lr: float = 1.0, sparse_weight: float = 15.0, batch_size: int = 32, seed: int = 0):
+        self.model, self.hulls, self.batch_size = model, hulls, batch_size
+        self.adversary = ASCCAdversary(steps=steps, lr=lr, sparse_weight=sparse_weight, loss="ce")
+        self.generator = torch.Generator().manual_seed(seed)
+        self.segments = (model.spec.task_spec.attacked_segment,)
+
+    def attack(self, examples: Sequence[Example]) -> list[ASCCOutcome]:
+        outcomes: list[ASCCOutcome] = []
+        for start in range(0, len(examples), self.batch_size):
+            outcomes.extend(self._attack_batch(examples[start : start + self.batch_size]))
+        return outcomes
+
+    def _attack_batch(self, examples: Sequence[Example]) -> list[ASCCOutcome]:
+        model = self.model
+        was_training = model.training
+        model.eval()
+        try:
+            inputs = model.encode_examples(examples).to(model.device)
+            labels = torch.tensor([e.label for e in examples], device=model.device)
+            with torch.no_grad():
+                predictions = model(**inputs).argmax(-1)
+            hull = self.hulls.build(examples, inputs, self.segments).to(model.device)
+            found = self.adversary.search(model, inputs, hull, labels, self.generator)
+            decoded = hull.decode(examples, found.weights.cpu())
+            adversarial_predictions = model.predict_proba([adv.segments for adv, _ in decoded]).argmax(-1)
+        finally:
+            model.train(was_training)
+        outcomes = []
+        for example, pred, (adv, changes), adv_pred in zip(examples, predictions.tolist(), decoded, adversarial_predictions.tolist()):
+            if pred != example.label:
+                outcome = "skipped"
+            else:
+                outcome = "succeeded" if adv_pred != example.label else "failed"
+            outcomes.append(ASCCOutcome(example.uid, example.label, pred, adv, adv_pred, changes, outcome, self.adversary.steps + 2))
+        return outcomes
+
+
+def robust_accuracy(outcomes: Sequence[ASCCOutcome]) -> dict[str, float]:
+    """Clean accuracy, robust accuracy (correct and the attack failed) and attack success rate."""
+    n = len(outcomes)
+    correct = sum(o.outcome != "skipped" for o in outcomes)
+    robust = sum(o.outcome == "failed" for o in outcomes)
+    return {
+        "n": n,
+        "accuracy": correct / n if n else 0.0,
+        "robust_accuracy": robust / n if n else 0.0,
+        "success_rate": (correct - robust) / correct if correct else 0.0,
+    }

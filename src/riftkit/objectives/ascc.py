@@ -1,0 +1,109 @@
+"""The ASCC adversary (Dong et al., ICLR 2021): Eq. 8 of the RIFT paper.
+
+Each perturbable word i gets weights w_i = softmax(z_i) over its valid
+candidates (masked), z drawn Kaiming-normal. K Adam steps (learning rate 1.0)
+maximise, per example,
+
+    KL(p_clean || p_adv) - lambda_sparse * sum_i H(w_i) / 38400
+
+for training (label-free, so no label leaking), or the cross-entropy on the
+true label for the white-box evaluation attack. The constant 38400 (= 300 x
+128) is the authors' scaling of the entropy term; with lambda_sparse = 15 it
+pushes the weights towards vertices without dominating the KL.
+
+The hull is over the encoder's input word embeddings (``inputs_embeds``);
+position and segment embeddings are added by the encoder as for clean text.
+The model is in eval mode during the search and its previous mode is
+restored; gradients of the search reach only z, never the model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import BatchEncoding
+
+from ..models.classifier import Classifier
+from ..substitutions.hull import Hull
+
+ENTROPY_SCALE = 300 * 128
+
+
+def masked_softmax(z: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return torch.softmax(z.masked_fill(~mask, float("-inf")), dim=-1)
+
+
+def weight_entropy(weights: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Entropy of every word's weight vector, [B, W] (0 for one valid candidate)."""
+    logs = torch.where(mask, weights.clamp_min(1e-30).log(), torch.zeros_like(weights))
+    return -(weights * logs).sum(-1)
+
+
+def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(p || q) per example, from logits."""
+    p_log = F.log_softmax(p_logits, dim=-1)
+    return (p_log.exp() * (p_log - F.log_softmax(q_logits, dim=-1))).sum(-1)
+
+
+@dataclass
+class AdversaryResult:
+    weights: torch.Tensor  # [B, W, K] final hull weights (detached)
+    objective_start: torch.Tensor  # [B] attack objective at the initial weights
+    objective_end: torch.Tensor | None  # [B] at the final weights (when measured)
+
+
+class ASCCAdversary:
+    def __init__(self, steps: int = 10, lr: float = 1.0, sparse_weight: float = 15.0, loss: str = "kl"):
+        if loss not in ("kl", "ce"):
+            raise ValueError(f"ASCC loss must be 'kl' (training) or 'ce' (evaluation attack), got {loss!r}")
+        self.steps, self.lr, self.sparse_weight, self.loss = steps, lr, sparse_weight, loss
+
+    def _objective(self, model: Classifier, inputs: BatchEncoding, hull: Hull, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        weights = masked_softmax(z, hull.candidate_mask)
+        embeds = hull.mix(weights, model.word_embeddings)
+        logits = model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"], token_type_ids=inputs.get("token_type_ids"))
+        if self.loss == "kl":
+            gain = kl_divergence(target, logits)
+        else:
+            gain = F.cross_entropy(logits, target, reduction="none")
+        return gain - self.sparse_weight * weight_entropy(weights, hull.candidate_mask).sum(-1) / ENTROPY_SCALE
+
+    def search(
+        self, model: Classifier, inputs: BatchEncoding, hull: Hull, target: torch.Tensor,
+        generator: torch.Generator | None = None, measure_end: bool = False,
+    ) -> AdversaryResult:
+        """``target``: clean logits (loss "kl") or labels (loss "ce").
+
+        ``measure_end`` spends one more forward pass to report the objective at the final weights.
+        """
+        was_training = model.training
+        model.eval()
+        try:
+            B, W, K = hull.candidate_mask.shape
+            init = torch.empty(B, W, K, 1)
+            if init.numel():
+                # fan-in as in the authors' [B, L, K, 1] draw: near-uniform starting weights
+                nn.init.kaiming_normal_(init, generator=generator)
+            z = init.squeeze(-1).to(hull.candidate_mask.device).requires_grad_(True)
+            optimizer = torch.optim.Adam([z], lr=self.lr)
+            target = target.detach()
+            start = None
+            for _ in range(self.steps):
+                objective = self._objective(model, inputs, hull, z, target)
+                if start is None:
+                    start = objective.detach()
+                (grad,) = torch.autograd.grad(-objective.sum(), [z])
+                optimizer.zero_grad(set_to_none=True)
+                z.grad = grad
+                optimizer.step()
+            end = None
+            if measure_end or start is None:
+                with torch.no_grad():
+                    end = self._objective(model, inputs, hull, z, target)
+            weights = masked_softmax(z.detach(), hull.candidate_mask)
+            return AdversaryResult(weights, start if start is not None else end, end)
+        finally:
+            model.train(was_training)

@@ -1,0 +1,50 @@
+"""Mixout(p) (Lee et al., ICLR 2020) on the encoder's linear weights (Adv-Mixout).
+
+During training every weight element is replaced by its pre-trained value with
+probability p, and the result is rescaled so that its expectation is the
+learned weight:  W = (M * W0 + (1 - M) * W - p * W0) / (1 - p),  M ~ Bernoulli(p).
+At evaluation the learned weights are used as they are.
+
+Implemented as a ``torch.nn.utils.parametrize`` parametrization, so the
+learned weight stays an ordinary parameter (``...parametrizations.weight.original``)
+and :func:`riftkit.models.io.save_classifier` writes it back under its usual name.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils import parametrize
+
+
+class Mixout(nn.Module):
+    def __init__(self, pretrained: torch.Tensor, p: float):
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"objective.mixout_p must be in [0, 1), got {p}")
+        self.p = p
+        self.register_buffer("pretrained", pretrained.detach().clone(), persistent=False)
+
+    def forward(self, weight: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return weight
+        mask = (torch.rand_like(weight) < self.p).to(weight.dtype)
+        return (mask * self.pretrained + (1 - mask) * weight - self.p * self.pretrained) / (1 - self.p)
+
+
+def apply_mixout(module: nn.Module, p: float) -> int:
+    """Put Mixout(p) on the weight of every nn.Linear inside ``module``; returns how many."""
+    count = 0
+    for layer in list(module.modules()):
+        if isinstance(layer, nn.Linear) and not parametrize.is_parametrized(layer, "weight"):
+            parametrize.register_parametrization(layer, "weight", Mixout(layer.weight, p))
+            count += 1
+    return count
+
+
+def remove_mixout(module: nn.Module) -> None:
+    """Bake the learned weights back in (evaluation weights) and drop the parametrizations."""
+    for layer in list(module.modules()):
+        if parametrize.is_parametrized(layer, "weight") and any(isinstance(m, Mixout) for m in layer.parametrizations.weight):
+            layer.eval()
+            parametrize.remove_parametrizations(layer, "weight", leave_parametrized=False)
