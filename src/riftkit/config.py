@@ -71,11 +71,18 @@ class ObjectiveConfig:
     adv_sparse_weight: float = 15.0
     ptwd_weight: float = 0.0  # lambda of ||theta - theta_0|| (Adv-PTWD); 0 = off
     mixout_p: float = 0.0  # Mixout probability (Adv-Mixout); 0 = off
+    # The information term (RIFT, Eq. 10-11). "auto": conditional for rift, none otherwise;
+    # "unconditional" is the paper's I(S;T) ablation.
+    info: Literal["auto", "none", "conditional", "unconditional"] = "auto"
+    alpha: float = 0.1  # Eq. 11: 0.1 for IMDB, 0.7 for SNLI
+    info_temperature: float = 0.2
+    info_on: Literal["adversarial", "clean"] = "adversarial"  # student features of x_hat (paper) or of x
+    info_queue_size: int = 0  # past teacher features kept per class as extra negatives; 0 = Eq. 10 exactly
 
 
 @dataclass
 class TrainConfig:
-    method: Literal["standard", "adv", "adv_ptwd", "adv_mixout"] = "standard"
+    method: Literal["standard", "adv", "adv_ptwd", "adv_mixout", "rift"] = "standard"
     epochs: int = 3
     batch_size: int = 32
     eval_batch_size: int = 128
@@ -90,6 +97,8 @@ class TrainConfig:
     # under the white-box ASCC attack for the adversarial methods.
     select_metric: Literal["auto", "dev_accuracy", "dev_robust_ascc"] = "auto"
     select_max_examples: int | None = 500  # seeded dev subset for the robust metric (cost)
+    # Also report dev robust accuracy under ASCC when not selecting by it (always on for Adv-*).
+    eval_robust_ascc: bool = False
     select_attack_steps: int = 10
     seed: int = 0
     num_threads: int | None = None

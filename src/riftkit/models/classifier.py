@@ -44,6 +44,31 @@ class ClassifierSpec:
         return asdict(self)
 
 
+def encoder_features(
+    encoder: PreTrainedModel,
+    pooling: str,
+    input_ids: torch.Tensor | None = None,
+    attention_mask: torch.Tensor | None = None,
+    token_type_ids: torch.Tensor | None = None,
+    inputs_embeds: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Run ``encoder`` and pool its last layer ("pooler", "cls" or "mean"); shared by student and teacher."""
+    kwargs = {"attention_mask": attention_mask}
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    if inputs_embeds is not None:
+        out = encoder(inputs_embeds=inputs_embeds, **kwargs)
+    else:
+        out = encoder(input_ids=input_ids, **kwargs)
+    if pooling == "pooler":
+        return out.pooler_output
+    hidden = out.last_hidden_state
+    if pooling == "cls":
+        return hidden[:, 0]
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+
 def resolve_pooling(encoder: PreTrainedModel, pooling: str) -> str:
     has_pooler = getattr(encoder, "pooler", None) is not None
     if pooling == "auto":
@@ -106,20 +131,7 @@ class Classifier(nn.Module):
         inputs_embeds: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The pooled feature s = F(x), from token ids or from input embeddings."""
-        kwargs = {"attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        if inputs_embeds is not None:
-            out = self.encoder(inputs_embeds=inputs_embeds, **kwargs)
-        else:
-            out = self.encoder(input_ids=input_ids, **kwargs)
-        if self.spec.pooling == "pooler":
-            return out.pooler_output
-        hidden = out.last_hidden_state
-        if self.spec.pooling == "cls":
-            return hidden[:, 0]
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+        return encoder_features(self.encoder, self.spec.pooling, input_ids, attention_mask, token_type_ids, inputs_embeds)
 
     def forward(
         self,

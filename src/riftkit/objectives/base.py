@@ -25,6 +25,8 @@ class ObjectiveOutput:
     loss: torch.Tensor  # scalar to minimise
     logits: torch.Tensor  # clean logits of the batch, for running accuracy
     metrics: dict[str, float] = field(default_factory=dict)  # scalars for the log
+    # Pooled student features the loss computed anyway ("clean", "adversarial"), for the info term.
+    features: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 class Objective(Protocol):

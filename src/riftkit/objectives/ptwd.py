@@ -14,17 +14,22 @@ from torch import nn
 EPS = 1e-10
 
 
+def parameter_name(name: str) -> str:
+    """The plain name of a parameter, also when a parametrization (Mixout) holds it."""
+    return name.replace(".parametrizations.weight.original", ".weight")
+
+
 class PretrainedWeights:
     """A frozen snapshot theta_0 of a module's parameters (detached copies: nothing shared)."""
 
     def __init__(self, module: nn.Module):
-        self.reference = {name: p.detach().clone() for name, p in module.named_parameters()}
+        self.reference = {parameter_name(name): p.detach().clone() for name, p in module.named_parameters()}
 
     def distance(self, module: nn.Module) -> torch.Tensor:
         """||theta - theta_0||_2 over every parameter of the snapshot (differentiable)."""
         total = None
         for name, p in module.named_parameters():
-            ref = self.reference.get(name)
+            ref = self.reference.get(parameter_name(name))
             if ref is None:
                 continue
             term = (p - ref.to(p.device)).pow(2).sum()

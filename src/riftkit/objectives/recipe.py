@@ -1,17 +1,20 @@
 """A method is a combination of pieces, chosen by the config (RIFT is a combination, not a fork).
 
-| method      | task term                  | + on top                          |
-|-------------|----------------------------|-----------------------------------|
-| standard    | CE                         |                                   |
-| adv         | CE + beta KL (Eq. 9, ASCC) |                                   |
-| adv_ptwd    | CE + beta KL               | lambda ||theta - theta_0||        |
-| adv_mixout  | CE + beta KL               | Mixout(p) on the encoder          |
+| method      | task term                  | + on top                                        |
+|-------------|----------------------------|-------------------------------------------------|
+| standard    | CE                         |                                                 |
+| adv         | CE + beta KL (Eq. 9, ASCC) |                                                 |
+| adv_ptwd    | CE + beta KL               | lambda ||theta - theta_0||                      |
+| adv_mixout  | CE + beta KL               | Mixout(p) on the encoder                        |
+| rift        | CE + beta KL               | alpha * conditional InfoNCE vs frozen F0 (Eq. 11) |
 
-PTWD and Mixout are independent switches (``objective.ptwd_weight`` and
-``objective.mixout_p``): the ``adv_ptwd`` / ``adv_mixout`` names only require them.
+PTWD, Mixout and the info term are independent switches (``objective.ptwd_weight``,
+``objective.mixout_p``, ``objective.info``); the method names set or require them.
 """
 
 from __future__ import annotations
+
+from torch import nn
 
 from ..config import ObjectiveConfig
 from ..models.classifier import Classifier
@@ -19,26 +22,38 @@ from ..substitutions.hull import HullBuilder
 from ..substitutions.sets import SubstitutionSet
 from .ascc import ASCCAdversary
 from .base import ObjectiveOutput, TrainBatch
+from .info import InfoNCELoss
 from .mixout import apply_mixout
 from .ptwd import PretrainedWeightDecay
 from .robust import AdversarialObjective
 from .task import StandardObjective
+from .teacher import FrozenTeacher
 
-METHODS = ("standard", "adv", "adv_ptwd", "adv_mixout")
+METHODS = ("standard", "adv", "adv_ptwd", "adv_mixout", "rift")
 
 
 class Recipe:
-    """task term (+ pre-trained weight decay)."""
+    """task term (+ alpha * info term against the frozen teacher) (+ pre-trained weight decay)."""
 
-    def __init__(self, task_term, ptwd: PretrainedWeightDecay | None = None):
-        self.task_term, self.ptwd = task_term, ptwd
+    def __init__(self, task_term, ptwd: PretrainedWeightDecay | None = None, info: InfoNCELoss | None = None,
+                 teacher: FrozenTeacher | None = None, alpha: float = 0.0, info_on: str = "adversarial"):
+        self.task_term, self.ptwd, self.info, self.teacher, self.alpha, self.info_on = task_term, ptwd, info, teacher, alpha, info_on
 
     @property
     def is_adversarial(self) -> bool:
         return isinstance(self.task_term, AdversarialObjective)
 
+    def task_modules(self) -> list[nn.Module]:
+        """Trainable modules besides the classifier (optimised as task layers: weight decay 2e-4)."""
+        return [self.info] if self.info is not None else []
+
     def __call__(self, model: Classifier, batch: TrainBatch) -> ObjectiveOutput:
         out = self.task_term(model, batch)
+        if self.info is not None:
+            teacher_features = self.teacher(batch.inputs)  # clean inputs only
+            loss_info, metrics = self.info(out.features[self.info_on], teacher_features, batch.labels)
+            out.loss = out.loss + self.alpha * loss_info
+            out.metrics.update(metrics)
         if self.ptwd is not None:
             term, distance = self.ptwd(model.encoder)
             out.loss = out.loss + term
@@ -54,6 +69,12 @@ def build_objective(method: str, config: ObjectiveConfig, model: Classifier, sub
         raise ValueError("train.method=adv_ptwd needs objective.ptwd_weight > 0 (lambda of ||theta - theta_0||)")
     if method == "adv_mixout" and config.mixout_p <= 0:
         raise ValueError("train.method=adv_mixout needs objective.mixout_p > 0")
+    info_kind = config.info if config.info != "auto" else ("conditional" if method == "rift" else "none")
+    if method == "rift" and info_kind == "none":
+        raise ValueError("train.method=rift needs an info term: objective.info conditional (RIFT) or unconditional (the I(S;T) ablation)")
+    if info_kind != "none" and config.info_on == "adversarial" and method == "standard":
+        raise ValueError("objective.info_on=adversarial needs an adversarial method; use info_on: clean with standard")
+
     if method == "standard":
         task_term = StandardObjective()
     else:
@@ -62,7 +83,13 @@ def build_objective(method: str, config: ObjectiveConfig, model: Classifier, sub
         adversary = ASCCAdversary(steps=config.adv_steps, lr=config.adv_lr, sparse_weight=config.adv_sparse_weight, loss="kl")
         hulls = HullBuilder(model.tokenizer, substitutions, config.max_candidates)
         task_term = AdversarialObjective(adversary, hulls, config.beta, (model.spec.task_spec.attacked_segment,), seed=seed)
+    teacher = info = None
+    if info_kind != "none":
+        # the teacher is copied from the pre-trained encoder before anything (Mixout) changes it
+        teacher = FrozenTeacher(model.encoder, model.spec.pooling).to(model.device)
+        info = InfoNCELoss(model.encoder.config.hidden_size, len(model.spec.label_names), conditional=info_kind == "conditional",
+                           temperature=config.info_temperature, queue_size=config.info_queue_size).to(model.device)
     if config.mixout_p > 0:
         apply_mixout(model.encoder, config.mixout_p)
     ptwd = PretrainedWeightDecay(model.encoder, config.ptwd_weight) if config.ptwd_weight > 0 else None
-    return Recipe(task_term, ptwd)
+    return Recipe(task_term, ptwd, info, teacher, config.alpha, config.info_on)

@@ -37,8 +37,11 @@ class AdversarialObjective:
 
     def __call__(self, model: Classifier, batch: TrainBatch) -> ObjectiveOutput:
         adv_embeds = self.adversarial_embeddings(model, batch)
-        logits = model(**batch.inputs)
-        adv_logits = model(inputs_embeds=adv_embeds, attention_mask=batch.inputs["attention_mask"], token_type_ids=batch.inputs.get("token_type_ids"))
+        # clean pass first, as in Standard, so that with beta = 0 the random draws (dropout) are Standard's
+        features = model.features(**batch.inputs)
+        logits = model.head(features)
+        adv_features = model.features(inputs_embeds=adv_embeds, attention_mask=batch.inputs["attention_mask"], token_type_ids=batch.inputs.get("token_type_ids"))
+        adv_logits = model.head(adv_features)
         ce = F.cross_entropy(logits, batch.labels)
         kl = kl_divergence(logits, adv_logits).mean()
         loss = ce + self.beta * kl
@@ -47,4 +50,4 @@ class AdversarialObjective:
             "kl": kl.item(),
             "loss_adv_ce": F.cross_entropy(adv_logits, batch.labels).item(),
             "adv_accuracy": (adv_logits.argmax(-1) == batch.labels).float().mean().item(),
-        })
+        }, {"clean": features, "adversarial": adv_features})

@@ -12,6 +12,7 @@ class StandardObjective:
     """L = CE(f(x), y)."""
 
     def __call__(self, model: Classifier, batch: TrainBatch) -> ObjectiveOutput:
-        logits = model(**batch.inputs)
+        features = model.features(**batch.inputs)
+        logits = model.head(features)
         loss = F.cross_entropy(logits, batch.labels)
-        return ObjectiveOutput(loss, logits, {"loss_ce": loss.item()})
+        return ObjectiveOutput(loss, logits, {"loss_ce": loss.item()}, {"clean": features})

@@ -83,8 +83,9 @@ class DevEvaluator:
         metric = cfg.select_metric
         if metric == "auto":
             metric = "dev_accuracy" if config.train.method == "standard" else "dev_robust_ascc"
-        if metric == "dev_robust_ascc" and hulls is None:
-            raise ValueError("train.select_metric=dev_robust_ascc needs a substitution set")
+        self.with_robust = metric == "dev_robust_ascc" or cfg.eval_robust_ascc
+        if self.with_robust and hulls is None:
+            raise ValueError("robust accuracy under ASCC needs a substitution set")
         self.metric, self.config, self.hulls = metric, cfg, hulls
         self.dev = splits.dev
         self.robust_dev = sample(splits.dev, cfg.select_max_examples, seed=cfg.seed)
@@ -97,7 +98,7 @@ class DevEvaluator:
         values = {}
         clean = evaluate_accuracy(model, self.dev, self.config.eval_batch_size)
         values["dev_accuracy"], values["dev_loss"] = clean["accuracy"], clean["loss"]
-        if self.metric == "dev_robust_ascc":
+        if self.with_robust:
             robust = self.robust(model, self.robust_dev)
             values["dev_robust_ascc"] = robust["robust_accuracy"]
             values["dev_robust_n"] = robust["n"]
@@ -122,13 +123,15 @@ def train(
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = (model or build_model(config.model, splits.task, cfg.seed)).to(device)
-    needs_substitutions = cfg.method != "standard" or cfg.select_metric == "dev_robust_ascc"
+    needs_substitutions = cfg.method != "standard" or cfg.select_metric == "dev_robust_ascc" or cfg.eval_robust_ascc
     substitutions = load_substitutions(config.objective.substitutions, data_dir or config.data.data_dir) if needs_substitutions else None
     theta0 = PretrainedWeights(model.encoder)  # for the log's ||theta - theta_0||, whatever the method
     objective = build_objective(cfg.method, config.objective, model, substitutions, seed=cfg.seed)
     hulls = HullBuilder(model.tokenizer, substitutions, config.objective.max_candidates) if substitutions else None
     evaluate_dev = DevEvaluator(config, splits, model, hulls)
-    optimizer = build_optimizer(model.encoder, [model.head], cfg.lr, cfg.encoder_weight_decay, cfg.head_weight_decay)
+    if objective.info is not None and objective.info.conditional and not cfg.balanced_batches:
+        raise ValueError("the class-conditional info term needs train.balanced_batches: true (every class needs in-batch negatives)")
+    optimizer = build_optimizer(model.encoder, [model.head, *objective.task_modules()], cfg.lr, cfg.encoder_weight_decay, cfg.head_weight_decay)
     train_set = splits.train
     sampler = BatchSampler([e.label for e in train_set], cfg.batch_size, splits.task.num_labels, cfg.balanced_batches, cfg.seed)
     log = MetricsLog(out / "metrics.jsonl")
@@ -170,7 +173,7 @@ def train(
             accuracy = (result.logits.argmax(-1) == batch.labels).float().mean().item()
             for key, value in {"loss": result.loss.item(), "accuracy": accuracy, **result.metrics}.items():
                 running.setdefault(key, RunningMean()).add(value, len(indices))
-            bar.set_postfix({k: f"{running[k].mean:.4f}" for k in ("loss", "accuracy", "adv_accuracy") if k in running})
+            bar.set_postfix({k: f"{running[k].mean:.4f}" for k in ("loss", "accuracy", "adv_accuracy", "loss_info") if k in running})
             if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0 and batch_index + 1 < len(sampler):
                 evaluate_and_select(epoch + (batch_index + 1) / len(sampler))
                 model.train()
@@ -187,7 +190,7 @@ def train(
     test = None
     if evaluate_test and splits.test:
         test = evaluate_accuracy(model, splits.test, cfg.eval_batch_size)
-        if evaluate_dev.metric == "dev_robust_ascc":
+        if evaluate_dev.with_robust:
             robust = evaluate_dev.robust(model, sample(splits.test, cfg.select_max_examples, seed=cfg.seed))
             test["robust_ascc"], test["robust_n"] = robust["robust_accuracy"], robust["n"]
     wall = time.time() - start

@@ -1,0 +1,186 @@
+"""RIFT: the frozen teacher, class-conditional InfoNCE (Eq. 10), the feature queue, the RIFT recipe (Eq. 11)."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from riftkit.config import ExperimentConfig, ObjectiveConfig, TrainConfig
+from riftkit.data import DatasetSplits, Example
+from riftkit.objectives import TrainBatch, build_objective
+from riftkit.objectives.info import FeatureQueue, InfoNCELoss, info_nce
+from riftkit.objectives.teacher import FrozenTeacher
+from riftkit.substitutions import SubstitutionSet
+from riftkit.training import train
+from riftkit.training.log import read_metrics
+
+from .conftest import NLI, SENTIMENT
+
+SUBS = SubstitutionSet({"good": ["fine", "nice"], "bad": ["poor", "awful"], "film": ["movie"], "plot": ["story"]})
+
+
+def test_loss_is_log_n_when_all_scores_are_equal_with_unequal_class_counts():
+    torch.manual_seed(0)
+    loss_fn = InfoNCELoss(hidden=16, num_classes=2)
+    labels = torch.tensor([0, 1, 1, 0, 1, 0, 1, 1])  # 3 of class 0, 5 of class 1
+    same = torch.randn(1, 16).expand(8, 16)  # every student and every teacher feature identical
+    loss, metrics = loss_fn(same, torch.randn(1, 16).expand(8, 16), labels)
+    assert loss.item() == pytest.approx((math.log(3) + math.log(5)) / 2, abs=1e-5)
+    assert metrics["info_bound"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_per_class_masking_matches_a_manual_computation():
+    torch.manual_seed(1)
+    loss_fn = InfoNCELoss(hidden=8, num_classes=3, temperature=0.2)
+    student, teacher = torch.randn(7, 8), torch.randn(7, 8)
+    labels = torch.tensor([2, 0, 2, 2, 0, 1, 1])
+    loss, _ = loss_fn(student, teacher, labels)
+    manual = []
+    for c in range(3):
+        idx = (labels == c).nonzero().flatten()
+        s = F.normalize(loss_fn.student_heads[c](student[idx]), dim=-1)
+        t = F.normalize(loss_fn.teacher_heads[c](teacher[idx]), dim=-1)
+        scores = s @ t.T / 0.2  # [i, j]
+        manual.append(-sum(scores[j, j] - torch.logsumexp(scores[:, j], 0) for j in range(len(idx))) / len(idx))
+    torch.testing.assert_close(loss, torch.stack(manual).mean())
+
+
+def test_unconditional_ablation_uses_one_pair_of_heads_and_the_whole_batch():
+    loss_fn = InfoNCELoss(hidden=8, num_classes=3, conditional=False)
+    assert len(loss_fn.student_heads) == 1
+    same = torch.ones(6, 8)
+    loss, _ = loss_fn(same, same, torch.tensor([0, 1, 2, 0, 1, 2]))
+    assert loss.item() == pytest.approx(math.log(6), abs=1e-5)
+
+
+def test_loss_falls_toward_zero_for_aligned_well_separated_pairs():
+    pairs = torch.eye(4)  # student j == teacher j, orthogonal across j
+    losses = [info_nce(pairs, pairs, tau).item() for tau in (1.0, 0.2, 0.05)]
+    assert losses[0] > losses[1] > losses[2] and losses[1] < 0.05 and losses[2] < 1e-6
+    assert info_nce(pairs, pairs.roll(1, 0), 0.05).item() > math.log(4)  # misaligned: worse than chance
+
+
+def test_bound_on_random_data():
+    """log N - L is ~0 in expectation on independent data (I = 0, so a valid bound is <= 0 up to noise)
+    and clearly positive on dependent data (teacher = student + small noise) once the critic can see the
+    dependence (here: v_c = u_c, instead of training the heads)."""
+    torch.manual_seed(0)
+    loss_fn = InfoNCELoss(hidden=32, num_classes=2)
+    for u, v in zip(loss_fn.student_heads, loss_fn.teacher_heads):
+        v.load_state_dict(u.state_dict())
+    labels = torch.tensor([0, 1] * 16)
+    independent, dependent = [], []
+    for _ in range(50):
+        s = torch.randn(32, 32)
+        independent.append(loss_fn(s, torch.randn(32, 32), labels)[1]["info_bound"])
+        dependent.append(loss_fn(s, s + 0.1 * torch.randn(32, 32), labels)[1]["info_bound"])
+    mean_independent = sum(independent) / 50
+    assert mean_independent < 0.05  # no information "found" where there is none (a valid bound is <= I = 0)
+    assert sum(dependent) / 50 > 1.0  # information found where there is some (log 16 = 2.77 at most)
+
+
+def test_queue_enqueue_dequeue_wraps_and_never_carries_gradients():
+    queue = FeatureQueue(groups=2, size=4, dim=3)
+    first = torch.arange(9.0).reshape(3, 3).requires_grad_(True)
+    queue.enqueue(0, first * 2)
+    assert queue.get(0).shape == (3, 3) and queue.get(1).shape == (0, 3)
+    assert not queue.get(0).requires_grad
+    queue.enqueue(0, torch.full((3, 3), -1.0))  # 6 in a queue of 4: the oldest two are overwritten
+    kept = queue.get(0)
+    assert kept.shape == (4, 3) and sorted(kept[:, 0].tolist()) == [-1.0, -1.0, -1.0, 12.0]
+    state = queue.state_dict()
+    other = FeatureQueue(groups=2, size=4, dim=3)
+    other.load_state_dict(state)
+    assert torch.equal(other.get(0), queue.get(0)) and int(other.position[0]) == 2
+
+
+def test_queue_adds_teacher_side_negatives_and_tightens_the_bound():
+    torch.manual_seed(0)
+    with_queue = InfoNCELoss(hidden=8, num_classes=2, queue_size=16)
+    labels = torch.tensor([0, 1, 0, 1])
+    s = torch.randn(4, 8, requires_grad=True)
+    t = torch.randn(4, 8)
+    _, first = with_queue(s, t, labels)
+    assert int(with_queue.queue.count[0]) == 2 and int(with_queue.queue.count[1]) == 2
+    loss, second = with_queue(s, t, labels)  # now 2 in-batch + 2 queued candidates per class
+    loss.backward()
+    assert s.grad is not None and with_queue.teacher_heads[0][0].weight.grad is not None
+    assert not with_queue.queue.features.requires_grad
+    # candidates double (2 -> 4 per class): log N in the bound grows by log 2
+    assert second["info_bound"] + second["loss_info"] == pytest.approx(math.log(4), abs=1e-5)
+    assert first["info_bound"] + first["loss_info"] == pytest.approx(math.log(2), abs=1e-5)
+
+
+def test_frozen_teacher_is_a_separate_frozen_copy(make_tiny):
+    model = make_tiny()
+    teacher = FrozenTeacher(model.encoder, model.spec.pooling)
+    assert all(not p.requires_grad for p in teacher.parameters())
+    assert all(a.data_ptr() != b.data_ptr() for a, b in zip(teacher.parameters(), model.encoder.parameters()))
+    teacher.train()
+    assert not teacher.training and not teacher.encoder.training
+    inputs = model.encode_examples([Example((("a", "good", "film"),), 1)])
+    model.eval()
+    torch.testing.assert_close(teacher(inputs), model.features(**inputs))
+
+
+def rift_batch(model):
+    examples = [Example((tuple(t.split()),), y) for t, y in [("a good film", 1), ("bad plot", 0), ("good plot", 1), ("the bad film", 0)]]
+    return TrainBatch(examples, model.encode_examples(examples), torch.tensor([e.label for e in examples]))
+
+
+def test_rift_gradients_reach_student_and_heads_never_the_teacher(make_tiny):
+    model = make_tiny().train()
+    recipe = build_objective("rift", ObjectiveConfig(adv_steps=2, alpha=0.7), model, SUBS)
+    out = recipe(model, rift_batch(model))
+    assert {"loss_ce", "kl", "loss_info", "info_bound"} <= set(out.metrics)
+    expected = out.metrics["loss_ce"] + 10.0 * out.metrics["kl"] + 0.7 * out.metrics["loss_info"]
+    assert out.loss.item() == pytest.approx(expected, rel=1e-5)
+    out.loss.backward()
+    assert model.encoder.encoder.layer[0].attention.self.query.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None for p in recipe.info.parameters())
+    assert all(p.grad is None for p in recipe.teacher.parameters())
+    assert recipe.task_modules() == [recipe.info]
+
+
+def test_info_on_clean_features_option(make_tiny):
+    model = make_tiny().train()
+    recipe = build_objective("rift", ObjectiveConfig(adv_steps=1, info_on="clean", info="unconditional"), model, SUBS)
+    out = recipe(model, rift_batch(model))
+    assert len(recipe.info.student_heads) == 1 and out.metrics["loss_info"] > 0
+    with pytest.raises(ValueError, match="info term"):
+        build_objective("rift", ObjectiveConfig(info="none"), model, SUBS)
+
+
+def test_rift_training_keeps_the_teacher_bit_identical(make_tiny, tmp_path, monkeypatch):
+    model = make_tiny()
+    initial = {k: v.clone() for k, v in model.encoder.state_dict().items()}
+    captured = {}
+    import riftkit.training.loop as loop
+
+    original = loop.build_objective
+
+    def spy(*args, **kwargs):
+        captured["recipe"] = original(*args, **kwargs)
+        return captured["recipe"]
+
+    monkeypatch.setattr(loop, "build_objective", spy)
+    examples = [Example((tuple(f"{w} {'good' if i % 2 else 'bad'} film".split()),), i % 2, f"t{i}") for i, w in enumerate(["a", "the", "one", "this"] * 4)]
+    splits = DatasetSplits(SENTIMENT, examples[:12], examples[12:], examples[12:])
+    config = ExperimentConfig(output_dir=str(tmp_path / "run"), train=TrainConfig(method="rift", epochs=2, batch_size=4, lr=1e-3, balanced_batches=True, progress=False, select_max_examples=4),
+                              objective=ObjectiveConfig(adv_steps=2, info_queue_size=8))
+    monkeypatch.setattr("riftkit.training.loop.load_substitutions", lambda *a, **k: SUBS)
+    train(config, splits, model=model)
+    teacher = captured["recipe"].teacher.encoder.state_dict()
+    assert all(torch.equal(teacher[k], initial[k]) for k in initial)
+    assert any(not torch.equal(model.encoder.state_dict()[k], initial[k]) for k in initial)  # the student moved
+    epochs = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["event"] == "train_epoch"]
+    assert all("loss_info" in r and "kl" in r and r["theta_distance"] > 0 for r in epochs)
+
+
+def test_conditional_info_requires_balanced_batches(make_tiny, tmp_path, monkeypatch):
+    monkeypatch.setattr("riftkit.training.loop.load_substitutions", lambda *a, **k: SUBS)
+    examples = [Example((("good",),), 1), Example((("bad",),), 0)] * 4
+    config = ExperimentConfig(output_dir=str(tmp_path / "r"), train=TrainConfig(method="rift", epochs=1, batch_size=4, progress=False))
+    with pytest.raises(ValueError, match="balanced_batches"):
+        train(config, DatasetSplits(SENTIMENT, examples, examples, examples), model=make_tiny())
