@@ -267,13 +267,14 @@ def test_ascc_attack_finds_the_planted_flip_and_every_success_is_real(planted):
     assert outcomes[0].outcome == "succeeded" and outcomes[1].outcome == "succeeded"
     for victim, outcome in zip(victims, outcomes):
         # substitutions stay inside the set and at the changed positions only
-        for segment, position, old, new in outcome.changes:
-            assert victim.segments[segment][position] == old and new in subs[old]
-        changed = {(s, p) for s, p, _, _ in outcome.changes}
-        for s, (a, b) in enumerate(zip(victim.segments, outcome.adversarial.segments)):
+        for change in outcome.substitutions:
+            assert victim.segments[outcome.segment][change.position] == change.old and change.new in subs[change.old]
+        changed = {(outcome.segment, c.position) for c in outcome.substitutions}
+        for s, (a, b) in enumerate(zip(victim.segments, outcome.adversarial)):
             assert len(a) == len(b) and all(x == y or (s, i) in changed for i, (x, y) in enumerate(zip(a, b)))
         # a reported success is a real flip when rechecked
         if outcome.outcome == "succeeded":
-            assert model.predict_proba([outcome.adversarial.segments]).argmax().item() != victim.label
+            assert model.predict_proba([outcome.adversarial]).argmax().item() != victim.label
     summary = robust_accuracy(outcomes)
     assert summary["n"] == 3 and summary["robust_accuracy"] <= 1 / 3
+    assert all(o.queries == 12 for o in outcomes)  # 10 search steps + clean + confirming pass

@@ -115,6 +115,35 @@ class ExperimentConfig:
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
 
 
+@dataclass
+class AttackConfig:
+    """One robustness evaluation (``riftkit attack``); a YAML file holds it under ``attack:``."""
+
+    attack: str = "genetic"  # a name registered in riftkit.attacks.ATTACKS: genetic, pwws, ascc
+    n: int | None = 1000  # seeded sample of the split (null: all of it)
+    seed: int = 0  # the sample and every random choice of the search
+    split: Literal["train", "dev", "test"] = "test"
+    substitutions: str = "counterfitted"  # or a JSON file {word: [substitutes]}
+    # Language-model constraint: "auto" (Genetic: an n-gram model trained on the task's
+    # training texts; PWWS and ASCC: none), "none", a saved n-gram .safetensors, or "hf:<name>".
+    lm: str = "auto"
+    lm_order: int = 3
+    lm_max_drop: float = 5.0  # nats
+    lm_radius: int = 3  # words either side of the substitution
+    stopwords: bool = False  # never change stopwords
+    max_change_rate: float | None = None  # most words that may change (share of the attacked text)
+    pwws_adaptive: bool = False  # re-score substitutes on the current text at each greedy step (TextAttack's variant)
+    population: int = 60
+    generations: int = 40
+    temperature: float = 0.3  # parent selection: softmax(fitness / temperature)
+    ascc_steps: int = 10  # Adam steps of the white-box ASCC search
+    in_flight: int = 32  # examples attacked at once (their queries share model calls)
+    batch_size: int = 128  # model batch
+    cache_size: int = 100_000  # predictions kept by the query layer
+    output_dir: str | None = None  # default: next to the model, attack-<name>-n<N>-seed<S>
+    num_threads: int | None = None
+
+
 class ConfigError(ValueError):
     """A config value that cannot be used; the message names the source and the key."""
 

@@ -9,8 +9,7 @@ It is the fast robust-accuracy estimate used for model selection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -18,18 +17,7 @@ from ..data.examples import Example
 from ..models.classifier import Classifier
 from ..objectives.ascc import ASCCAdversary
 from ..substitutions.hull import HullBuilder
-
-
-@dataclass
-class ASCCOutcome:
-    uid: str
-    label: int
-    prediction: int  # on the original text
-    adversarial: Example
-    adversarial_prediction: int
-    changes: list[tuple[int, int, str, str]] = field(default_factory=list)  # (segment, position, old, new)
-    outcome: str = "failed"  # "skipped" (originally wrong), "succeeded" or "failed"
-    queries: int = 0  # forward passes spent on this example (search steps + 2)
+from .base import FAILED, SKIPPED, SUCCEEDED, AttackResult, build_result
 
 
 class ASCCAttack:
@@ -41,13 +29,16 @@ class ASCCAttack:
         self.generator = torch.Generator().manual_seed(seed)
         self.segments = (model.spec.task_spec.attacked_segment,)
 
-    def attack(self, examples: Sequence[Example]) -> list[ASCCOutcome]:
-        outcomes: list[ASCCOutcome] = []
+    def attack(self, examples: Sequence[Example], on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:
+        results: list[AttackResult] = []
         for start in range(0, len(examples), self.batch_size):
-            outcomes.extend(self._attack_batch(examples[start : start + self.batch_size]))
-        return outcomes
+            for result in self._attack_batch(examples[start : start + self.batch_size]):
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+        return results
 
-    def _attack_batch(self, examples: Sequence[Example]) -> list[ASCCOutcome]:
+    def _attack_batch(self, examples: Sequence[Example]) -> list[AttackResult]:
         model = self.model
         was_training = model.training
         model.eval()
@@ -62,21 +53,23 @@ class ASCCAttack:
             adversarial_predictions = model.predict_proba([adv.segments for adv, _ in decoded]).argmax(-1)
         finally:
             model.train(was_training)
-        outcomes = []
-        for example, pred, (adv, changes), adv_pred in zip(examples, predictions.tolist(), decoded, adversarial_predictions.tolist()):
+        segment = self.segments[0]
+        results = []
+        for example, pred, (adv, _), adv_pred in zip(examples, predictions.tolist(), decoded, adversarial_predictions.tolist()):
             if pred != example.label:
-                outcome = "skipped"
+                outcome = SKIPPED
             else:
-                outcome = "succeeded" if adv_pred != example.label else "failed"
-            outcomes.append(ASCCOutcome(example.uid, example.label, pred, adv, adv_pred, changes, outcome, self.adversary.steps + 2))
-        return outcomes
+                outcome = SUCCEEDED if adv_pred != example.label else FAILED
+            # queries: forward passes for this example (search steps, the clean and the confirming pass)
+            results.append(build_result(example, segment, adv.segments[segment], outcome, self.adversary.steps + 2, pred, adv_pred))
+        return results
 
 
-def robust_accuracy(outcomes: Sequence[ASCCOutcome]) -> dict[str, float]:
+def robust_accuracy(outcomes: Sequence[AttackResult]) -> dict[str, float]:
     """Clean accuracy, robust accuracy (correct and the attack failed) and attack success rate."""
     n = len(outcomes)
-    correct = sum(o.outcome != "skipped" for o in outcomes)
-    robust = sum(o.outcome == "failed" for o in outcomes)
+    correct = sum(o.outcome != SKIPPED for o in outcomes)
+    robust = sum(o.outcome == FAILED for o in outcomes)
     return {
         "n": n,
         "accuracy": correct / n if n else 0.0,

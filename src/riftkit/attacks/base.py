@@ -1,0 +1,205 @@
+"""What an attack is, what it returns, and the driver that runs black-box searches in lockstep.
+
+An attack is any object with ``attack(examples, on_result=None) -> list[AttackResult]``:
+it attacks a batch of examples at once, returns one result per example in
+input order, and calls ``on_result`` for each result as soon as it is final
+(in any order), so that the runner can write it before the next one is done.
+White-box attacks (ASCC) implement that method directly.
+
+Black-box searches (PWWS, Genetic) are written as generators, one per
+example, that read top to bottom: they ``yield`` the list of texts they need
+scored and receive the probabilities back. :class:`BlackBoxAttack` keeps up to
+``in_flight`` of them running, gathers what they all ask for in one step into
+one call of the query layer, and hands the answers back. A search therefore
+batches its own step (all candidates of a PWWS step, all children of a
+Genetic generation) and, for free, shares the model call with the other
+examples in flight.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from collections import deque
+from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..data.examples import Example
+from .constraints import Candidates, MaxChangeRate
+from .goal import UntargetedClassification
+from .queries import QueryLayer, Segments, Victim
+from .transformation import Substitution, WordSwap, substitutions_between
+
+SKIPPED, SUCCEEDED, FAILED = "skipped", "succeeded", "failed"
+OUTCOMES = (SKIPPED, SUCCEEDED, FAILED)
+
+# A search step: the texts to score; the reply: their probabilities [len(texts), C].
+SearchSteps = Generator[list[Segments], torch.Tensor, "tuple[str, ...] | None"]
+
+
+@dataclass
+class AttackResult:
+    uid: str
+    label: int
+    original: Segments
+    adversarial: Segments  # the original itself unless the attack succeeded
+    segment: int  # which segment the attack could change
+    outcome: str  # skipped (misclassified before the attack) | succeeded | failed
+    queries: int  # distinct texts the attack asked the model about (white-box: forward passes)
+    original_prediction: int
+    adversarial_prediction: int
+    substitutions: list[Substitution] = field(default_factory=list)
+
+    @property
+    def changed_share(self) -> float:
+        words = len(self.original[self.segment])
+        return len(self.substitutions) / words if words else 0.0
+
+    def to_record(self, segment_names: Sequence[str]) -> dict:
+        """The JSONL line: attacked text as strings; for pairs the unchanged context segments as well."""
+        record = {
+            "uid": self.uid,
+            "label": self.label,
+            "outcome": self.outcome,
+            "original": " ".join(self.original[self.segment]),
+            "adversarial": " ".join(self.adversarial[self.segment]),
+            "substitutions": [s.to_list() for s in self.substitutions],
+            "queries": self.queries,
+            "changed_share": round(self.changed_share, 6),
+            "original_prediction": self.original_prediction,
+            "adversarial_prediction": self.adversarial_prediction,
+        }
+        context = {name: " ".join(seg) for i, (name, seg) in enumerate(zip(segment_names, self.original)) if i != self.segment}
+        if context:
+            record["context"] = context
+        return record
+
+
+def build_result(example: Example, segment: int, adversarial_words: tuple[str, ...] | None, outcome: str, queries: int, original_prediction: int, adversarial_prediction: int) -> AttackResult:
+    """An :class:`AttackResult` whose substitutions are read off the two texts (so they cannot disagree)."""
+    original_words = example.segments[segment]
+    if outcome != SUCCEEDED or adversarial_words is None:
+        adversarial_words = original_words
+    segments = list(example.segments)
+    segments[segment] = tuple(adversarial_words)
+    return AttackResult(
+        uid=example.uid,
+        label=example.label,
+        original=example.segments,
+        adversarial=tuple(segments),
+        segment=segment,
+        outcome=outcome,
+        queries=queries,
+        original_prediction=original_prediction,
+        adversarial_prediction=adversarial_prediction,
+        substitutions=substitutions_between(original_words, tuple(adversarial_words)),
+    )
+
+
+def example_seed(seed: int, uid: str) -> int:
+    """A per-example seed that does not depend on which other examples share the batch (resume-safe)."""
+    return zlib.crc32(f"{seed}\x00{uid}".encode())
+
+
+class BlackBoxAttack:
+    """Shared machinery of the query-based searches; subclasses write :meth:`search`."""
+
+    name = "black-box"
+
+    def __init__(
+        self,
+        victim: Victim,
+        transformation: WordSwap,
+        goal: UntargetedClassification | None = None,
+        candidate_filters: Sequence = (),
+        max_change_rate: float | None = None,
+        seed: int = 0,
+        in_flight: int = 32,
+        batch_size: int = 128,
+        cache_size: int = 100_000,
+    ):
+        if in_flight < 1:
+            raise ValueError(f"in_flight must be >= 1, got {in_flight}")
+        self.transformation = transformation
+        self.goal = goal or UntargetedClassification()
+        self.candidate_filters = list(candidate_filters)
+        self.max_change = MaxChangeRate(max_change_rate) if max_change_rate is not None else None
+        self.seed = seed
+        self.in_flight = in_flight
+        self.queries = QueryLayer(victim, batch_size=batch_size, cache_size=cache_size)
+
+    # -- to be written by each search --------------------------------------------------------
+    def search(self, example: Example, words: tuple[str, ...], candidates: Candidates, clean: torch.Tensor, rng: random.Random) -> SearchSteps:
+        """Yield batches of texts, return the adversarial words on success, None on failure."""
+        raise NotImplementedError
+
+    # -- helpers for searches --------------------------------------------------------------------
+    def allowed(self, original: tuple[str, ...], words: tuple[str, ...]) -> bool:
+        return self.max_change is None or self.max_change.allows(original, words)
+
+    def candidates(self, example: Example) -> Candidates:
+        words = self.transformation.attacked_words(example)
+        table = self.transformation.candidates(example)
+        for constraint in self.candidate_filters:
+            table = constraint.filter(words, table)
+        return table
+
+    # -- one example, start to end ---------------------------------------------------------------
+    def _attack_one(self, example: Example, owner: object) -> Generator[list[Segments], torch.Tensor, AttackResult]:
+        segment = self.transformation.segment
+        clean = (yield [example.segments])[0]
+        original_prediction = int(clean.argmax())
+        if original_prediction != example.label:
+            return build_result(example, segment, None, SKIPPED, self.queries.release(owner), original_prediction, original_prediction)
+        words = self.transformation.attacked_words(example)
+        rng = random.Random(example_seed(self.seed, example.uid))
+        adversarial = yield from self.search(example, words, self.candidates(example), clean, rng)
+        final_prediction = original_prediction
+        if adversarial is not None:
+            # Confirm the flip from the query layer (cached: costs no model call).
+            probs = (yield [self.transformation.with_words(example, adversarial)])[0]
+            final_prediction = int(probs.argmax())
+            if not bool(self.goal.succeeded(probs[None], example.label)[0]):
+                adversarial = None
+                final_prediction = original_prediction
+        outcome = SUCCEEDED if adversarial is not None else FAILED
+        return build_result(example, segment, adversarial, outcome, self.queries.release(owner), original_prediction, final_prediction)
+
+    # -- many examples in lockstep ---------------------------------------------------------------
+    def attack(self, examples: Sequence[Example], on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:
+        results: list[AttackResult | None] = [None] * len(examples)
+        waiting = deque(range(len(examples)))
+        running: dict[int, tuple[Generator, list[Segments]]] = {}
+        call = object()  # owners of this call's examples never meet those of another call
+
+        def owner(index: int) -> tuple:
+            return (id(call), index)
+
+        def finish(index: int, result: AttackResult) -> None:
+            results[index] = result
+            if on_result is not None:
+                on_result(result)
+
+        def advance(index: int, step: Generator, reply: torch.Tensor | None) -> None:
+            try:
+                request = next(step) if reply is None else step.send(reply)
+                while not request:  # a search may ask for nothing; answer at once
+                    request = step.send(torch.empty(0))
+                running[index] = (step, request)
+            except StopIteration as stop:
+                running.pop(index, None)
+                finish(index, stop.value)
+
+        while waiting or running:
+            while waiting and len(running) < self.in_flight:
+                index = waiting.popleft()
+                advance(index, self._attack_one(examples[index], owner(index)), None)
+            if not running:
+                continue
+            order = list(running)
+            answers = self.queries.probabilities([(owner(i), running[i][1]) for i in order])
+            for index, answer in zip(order, answers):
+                advance(index, running[index][0], answer)
+        return results  # type: ignore[return-value]
