@@ -143,25 +143,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
-    import yaml
-
     from .attacks.runner import format_table, run_attack
-    from .config import AttackConfig, DataConfig, apply_overrides, from_dict
+    from .config import AttackConfig, DataConfig, apply_overrides, from_dict, read_yaml_mapping
     from .data import load_splits
     from .models import load_classifier
 
     values: dict = {}
     if args.config:
-        try:
-            with open(args.config, encoding="utf-8") as handle:
-                values = yaml.safe_load(handle) or {}
-        except FileNotFoundError:
-            raise ConfigError(f"config file not found: {args.config}") from None
-        except yaml.YAMLError as err:
-            raise ConfigError(f"{args.config}: invalid YAML: {err}") from None
-        if not isinstance(values, dict):
-            raise ConfigError(f"{args.config}: expected a mapping with 'attack:' (and optionally 'data:') sections")
-        values = {k: v for k, v in values.items() if k in ("attack", "data")}
+        values = {k: v for k, v in read_yaml_mapping(args.config).items() if k in ("attack", "data")}
     values = apply_overrides(values, list(args.overrides))
     for flag in ("attack", "n", "seed", "split", "output_dir"):
         if getattr(args, flag) is not None:
