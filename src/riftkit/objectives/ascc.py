@@ -61,9 +61,9 @@ class ASCCAdversary:
             raise ValueError(f"ASCC loss must be 'kl' (training) or 'ce' (evaluation attack), got {loss!r}")
         self.steps, self.lr, self.sparse_weight, self.loss = steps, lr, sparse_weight, loss
 
-    def _objective(self, model: Classifier, inputs: BatchEncoding, hull: Hull, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _objective(self, model: Classifier, inputs: BatchEncoding, hull: Hull, candidates: torch.Tensor, z: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         weights = masked_softmax(z, hull.candidate_mask)
-        embeds = hull.mix(weights, model.word_embeddings)
+        embeds = hull.mix(weights, candidates)
         logits = model(inputs_embeds=embeds, attention_mask=inputs["attention_mask"], token_type_ids=inputs.get("token_type_ids"))
         if self.loss == "kl":
             gain = kl_divergence(target, logits)
@@ -90,9 +90,11 @@ class ASCCAdversary:
             z = init.squeeze(-1).to(hull.candidate_mask.device).requires_grad_(True)
             optimizer = torch.optim.Adam([z], lr=self.lr)
             target = target.detach()
+            with torch.no_grad():  # the search moves z only: look the candidates up once
+                candidates = model.word_embeddings(hull.candidate_ids)
             start = None
             for _ in range(self.steps):
-                objective = self._objective(model, inputs, hull, z, target)
+                objective = self._objective(model, inputs, hull, candidates, z, target)
                 if start is None:
                     start = objective.detach()
                 (grad,) = torch.autograd.grad(-objective.sum(), [z])
@@ -102,7 +104,7 @@ class ASCCAdversary:
             end = None
             if measure_end or start is None:
                 with torch.no_grad():
-                    end = self._objective(model, inputs, hull, z, target)
+                    end = self._objective(model, inputs, hull, candidates, z, target)
             weights = masked_softmax(z.detach(), hull.candidate_mask)
             return AdversaryResult(weights, start if start is not None else end, end)
         finally:

@@ -64,10 +64,15 @@ class Hull:
         fixed[..., 0] = 1.0
         return torch.where((self.word_of_token >= 0).unsqueeze(-1), spread, fixed)
 
-    def mix(self, word_weights: torch.Tensor, embedding: torch.nn.Embedding) -> torch.Tensor:
-        """Input embeddings inside the hull: sum_k w_k E(c_k) at every token, [B, T, H]."""
+    def mix(self, word_weights: torch.Tensor, embedding: torch.nn.Embedding | torch.Tensor) -> torch.Tensor:
+        """Input embeddings inside the hull: sum_k w_k E(c_k) at every token, [B, T, H].
+
+        ``embedding``: the embedding layer, or the candidates' embeddings [B, T, K, H]
+        looked up once beforehand (the adversary's inner loop reuses them every step).
+        """
         weights = self.token_weights(word_weights)
-        return (weights.unsqueeze(-1) * embedding(self.candidate_ids)).sum(2)
+        table = embedding(self.candidate_ids) if isinstance(embedding, torch.nn.Module) else embedding
+        return (weights.unsqueeze(-1) * table).sum(2)
 
     def decode(self, examples: Sequence[Example], word_weights: torch.Tensor) -> list[tuple[Example, list[tuple[int, int, str, str]]]]:
         """The discrete text at argmax(w_i) of every word: (new example, [(segment, position, old, new)])."""
