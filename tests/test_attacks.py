@@ -120,13 +120,16 @@ def test_examples_attacked_together_share_every_model_call(kind):
         Example((("very", "great", "and", "good", "film", "a"),), 1, "reordered"),
         Example((("a", "great", "film"),), 1, "other"),
     ]
-    alone_calls, alone_results = [], []
+    alone_steps, alone_results = [], []
     for example in examples:
-        v = KeywordVictim(WEIGHTS, bias=-1.0)
-        alone_results.append(make(kind, v).attack([example])[0])
-        alone_calls.append(len(v.calls))
+        attack = make(kind, KeywordVictim(WEIGHTS, bias=-1.0))
+        steps, ask = [], attack.queries.probabilities
+        attack.queries.probabilities = lambda requests, ask=ask, steps=steps: steps.append(1) or ask(requests)
+        alone_results.append(attack.attack([example])[0])
+        alone_steps.append(len(steps))
     together = make(kind, victim).attack(examples)
-    assert len(victim.calls) == max(alone_calls)  # lockstep: one model call per step for all examples
+    # lockstep: at most one model call per step, for all examples at once (a step whose texts are all cached costs none)
+    assert 0 < len(victim.calls) <= max(alone_steps) < sum(alone_steps)
     assert [r.adversarial for r in together] == [r.adversarial for r in alone_results]  # batch composition changes nothing
     assert [r.queries for r in together] == [r.queries for r in alone_results]
 
@@ -156,17 +159,49 @@ def test_parent_selection_favours_stronger_members():
 
 
 def test_genetic_population_and_generation_budget_is_respected():
-    # an unbreakable example runs every generation: 1 clean text + (generations + 1) batched steps
+    # an unbreakable example runs every generation: population - 1 crossovers in each, perturbed in one batched round at a time
     victim = KeywordVictim(WEIGHTS, bias=-1.0)
     subs = SubstitutionSet({"good": ["nice"], "film": ["movie", "picture"], "a": ["one"]})
     example = Example((("a", "good", "good", "film"),), 1, "hard")
     attack = make("genetic", victim, subs, population=6, generations=4)
-    steps, ask = [], attack.queries.probabilities
-    attack.queries.probabilities = lambda requests: steps.append([len(t) for _, t in requests]) or ask(requests)
+    crossovers, perturbed, cross, perturb = [], [], attack.crossover, attack.perturb_all
+    attack.crossover = lambda *args: crossovers.append(1) or cross(*args)
+    attack.perturb_all = lambda example, original, candidates, members, rng: perturbed.append(len(members)) or (yield from perturb(example, original, candidates, members, rng))
     (result,) = attack.attack([example])
     assert result.outcome == FAILED
-    assert len(steps) == 1 + 1 + 4 and steps[0] == [1]  # the clean text, generation 0, then 4 generations
-    assert all(len(call) <= 6 * 2 for call in victim.calls[1:])  # each member tries at most 2 substitutes
+    assert perturbed == [6] + [5] * 4 and len(crossovers) == 5 * 4
+    # a round asks, per member, for its own text at most once and for the substitutes of ONE position
+    assert all(len(call) <= 6 * (1 + 2) for call in victim.calls[1:])
+
+
+def test_genetic_changes_each_position_at_most_once_and_only_for_the_better():
+    """Every text the search asks about is one substitution away from a text it already knew, at a position that
+    lineage had not changed; a member only ever moves to a fitter text."""
+    victim = KeywordVictim(WEIGHTS, bias=0.5)  # even with every "good"/"great" replaced the text stays positive
+    attack = make("genetic", victim, population=8, generations=6)
+    moves, perturb = [], attack.perturb_all
+
+    def spy(example, original, candidates, members, rng):
+        result = yield from perturb(example, original, candidates, members, rng)
+        moves.extend(zip(members, result))
+        return result
+
+    attack.perturb_all = spy
+    strong = Example((("a", "good", "and", "very", "great", "good", "film"),), 1, "strong")
+    (result,) = attack.attack([strong])
+    assert result.outcome == FAILED and moves
+    changed = 0
+    for before, after in moves:
+        diff = [i for i, (x, y) in enumerate(zip(before.words, after.words)) if x != y]
+        assert len(diff) <= 1
+        if diff:
+            changed += 1
+            (i,) = diff
+            assert i in before.open and i not in after.open and after.fitness > (before.fitness if before.fitness is not None else -1)
+            assert after.words[i] in SUBS[strong.segments[0][i]]
+        else:
+            assert after.open <= before.open
+    assert changed > 0
 
 
 @pytest.mark.parametrize("kind", ["pwws", "genetic"])

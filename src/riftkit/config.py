@@ -138,7 +138,7 @@ class AttackConfig:
     temperature: float = 0.3  # parent selection: softmax(fitness / temperature)
     ascc_steps: int = 10  # Adam steps of the white-box ASCC search
     in_flight: int = 32  # examples attacked at once (their queries share model calls)
-    batch_size: int = 128  # model batch
+    batch_size: int = 32  # texts per model forward (32 beats 128 by 15-20% on 2 CPU cores: benchmarks/query_batch.py)
     cache_size: int = 100_000  # predictions kept by the query layer
     output_dir: str | None = None  # default: next to the model, attack-<name>-n<N>-seed<S>
     num_threads: int | None = None

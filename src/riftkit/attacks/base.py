@@ -117,7 +117,7 @@ class BlackBoxAttack:
         max_change_rate: float | None = None,
         seed: int = 0,
         in_flight: int = 32,
-        batch_size: int = 128,
+        batch_size: int = 32,
         cache_size: int = 100_000,
     ):
         if in_flight < 1:

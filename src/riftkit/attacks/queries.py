@@ -27,7 +27,7 @@ class Victim(Protocol):
 
 
 class QueryLayer:
-    def __init__(self, victim: Victim, batch_size: int = 128, cache_size: int = 100_000):
+    def __init__(self, victim: Victim, batch_size: int = 32, cache_size: int = 100_000):
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.victim = victim

@@ -11,7 +11,7 @@ from __future__ import annotations
 from ..data.pretokenize import words
 
 
-def textattack_model_wrapper(model, batch_size: int = 128):
+def textattack_model_wrapper(model, batch_size: int = 32):
     """A ``textattack.models.wrappers.ModelWrapper`` around a riftkit Classifier; returns class probabilities."""
     try:
         from textattack.models.wrappers import ModelWrapper
