@@ -16,6 +16,13 @@ language-model constraint (TextAttack's needs a download), no stopword filter,
 Genetic with population 60 and 40 generations, TextAttack's Genetic as shipped
 and with its parent-selection sign corrected. Writes
 benchmarks/results/attack_speed.json.
+
+Besides speed and strength the table shows where the time goes: "to model"
+counts the texts that reached the model (after each side's cache), "per call"
+the texts per model call, "model s" the seconds spent inside the model. On a
+CPU a forward pass costs about the same per text at 4 texts a call as at 100,
+so a search whose time is mostly model time cannot get much faster by
+batching; on a GPU it can. ``--device cuda`` runs both sides there.
 """
 
 from __future__ import annotations
@@ -54,20 +61,31 @@ def run_riftkit(model, task, subs, examples, name: str, seed: int, batch_size: i
     config = AttackConfig(attack=name.removesuffix("-adaptive"), pwws_adaptive=name.endswith("-adaptive"), seed=seed, lm="none",
                           batch_size=batch_size, in_flight=len(examples))
     attack = build_attack(AttackSetup(model=model, task=task, substitutions=subs, config=config))
+    model_s = [0.0]
+    victim = attack.queries.victim
+
+    class TimedVictim:  # the seconds spent inside the model, as the TextAttack side measures them
+        def predict_proba(self, segments, batch_size):
+            start = time.perf_counter()
+            out = victim.predict_proba(segments, batch_size=batch_size)
+            model_s[0] += time.perf_counter() - start
+            return out
+
+    attack.queries.victim = TimedVictim()
     start = time.perf_counter()
     results = attack.attack(examples)
     wall = time.perf_counter() - start
     records = [r.to_record(task.segment_names) for r in results]
     return {"wall_s": wall, "summary": summarize(records), "model_texts": attack.queries.model_texts, "model_calls": attack.queries.model_calls,
-            "outcomes": {r["uid"]: r["outcome"] for r in records}}
+            "model_s": model_s[0], "outcomes": {r["uid"]: r["outcome"] for r in records}}
 
 
-def run_textattack(python: Path, victim: str, examples, subs_path: Path, names, seed: int, threads: int, batch_size: int, timeout: int) -> dict:
+def run_textattack(python: Path, victim: str, examples, subs_path: Path, names, seed: int, threads: int, batch_size: int, timeout: int, device: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         job = Path(tmp) / "job.json"
         out = Path(tmp) / "out.json"
         job.write_text(json.dumps({"victim": str(Path(victim).resolve()), "substitutions": str(subs_path), "attacks": names, "seed": seed,
-                                   "threads": threads, "batch_size": batch_size,
+                                   "threads": threads, "batch_size": batch_size, "device": device,
                                    "examples": [{"uid": e.uid, "text": " ".join(e.segments[0]), "label": e.label} for e in examples]}))
         try:
             subprocess.run([str(python), str(HERE / "textattack_side.py"), str(job), str(out)], env=textattack_env.offline_env(), check=True, timeout=timeout)
@@ -89,7 +107,8 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20, help="SST-2 test (GLUE dev) sentences, a seeded sample")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=32, help="texts per model forward, both sides")
+    parser.add_argument("--device", default="cpu", help="where the victim runs, both sides (e.g. cuda)")
     parser.add_argument("--data-dir")
     parser.add_argument("--ta-venv", default=str(textattack_env.DEFAULT_VENV))
     parser.add_argument("--ta-timeout", type=int, default=1500, help="seconds for the whole TextAttack side")
@@ -100,7 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    model = load_classifier(args.victim)
+    model = load_classifier(args.victim).to(args.device)
     if model.spec.task != "sst2":
         print(f"note: the victim was fine-tuned on {model.spec.task}, the benchmark attacks SST-2", file=sys.stderr)
     splits = load_splits(DataConfig(dataset="sst2"), args.data_dir)
@@ -114,7 +133,7 @@ def main() -> None:
         print(f"riftkit-{name}: {len(examples)} examples in {results[f'riftkit-{name}']['wall_s']:.1f} s", file=sys.stderr, flush=True)
     if not args.skip_textattack:
         python = textattack_env.ensure_env(Path(args.ta_venv), log=lambda m: print(m, file=sys.stderr))
-        report = run_textattack(python, args.victim, examples, subs_path, args.textattack_attacks, args.seed, args.threads, args.batch_size, args.ta_timeout)
+        report = run_textattack(python, args.victim, examples, subs_path, args.textattack_attacks, args.seed, args.threads, args.batch_size, args.ta_timeout, args.device)
         results.update(report["attacks"])
 
     rows = []
@@ -122,7 +141,9 @@ def main() -> None:
         s = run["summary"]
         row = {"attack": name, "examples": s["n"], "wall_s": round(run["wall_s"], 2), "examples_per_s": round(s["n"] / run["wall_s"], 4),
                "robust_accuracy": s["robust_accuracy"], "vanilla_accuracy": s["vanilla_accuracy"], "success_rate": s["success_rate"],
-               "mean_queries": round(s["mean_queries"], 1), "mean_changed_share": round(s["mean_changed_share"], 4)}
+               "mean_queries": round(s["mean_queries"], 1), "mean_changed_share": round(s["mean_changed_share"], 4),
+               "model_texts": run.get("model_texts"), "model_calls": run.get("model_calls"), "model_s": round(run.get("model_s", 0.0), 2)}
+        row["texts_per_call"] = round(row["model_texts"] / row["model_calls"], 1) if row["model_calls"] else None
         if not run.get("complete", True):
             row["attack"] += f" (timed out after {s['n']}/{len(examples)})"
         mine = results.get(f"riftkit-{PAIRS.get(name, '')}")
@@ -139,14 +160,17 @@ def main() -> None:
             row["riftkit_robust_accuracy_minus_this"] = round(mine["summary"]["robust_accuracy"] - s["robust_accuracy"], 4)
         rows.append(row)
 
-    header = f"{'attack':<32} {'n':>4} {'wall s':>8} {'ex/s':>8} {'vanilla':>8} {'robust':>7} {'success':>8} {'queries':>8} {'riftkit x':>9}"
-    print(f"\nvictim {args.victim}, SST-2 test sample n={len(examples)} seed={args.seed}, {args.threads} threads")
+    header = (f"{'attack':<32} {'n':>4} {'wall s':>8} {'ex/s':>8} {'vanilla':>8} {'robust':>7} {'success':>8} {'queries':>8} "
+              f"{'to model':>9} {'per call':>9} {'model s':>8} {'riftkit x':>9}")
+    print(f"\nvictim {args.victim}, SST-2 test sample n={len(examples)} seed={args.seed}, {args.threads} threads, {args.device}")
     print(header)
     print("-" * len(header))
     for r in rows:
         print(f"{r['attack']:<32} {r['examples']:>4} {r['wall_s']:>8.1f} {r['examples_per_s']:>8.3f} {100 * r['vanilla_accuracy']:>7.1f}% "
-              f"{100 * r['robust_accuracy']:>6.1f}% {100 * r['success_rate']:>7.1f}% {r['mean_queries']:>8.1f} {r.get('riftkit_speedup', ''):>9}")
-    out = {"victim": str(Path(args.victim).resolve()), "n": len(examples), "seed": args.seed, "threads": args.threads,
+              f"{100 * r['robust_accuracy']:>6.1f}% {100 * r['success_rate']:>7.1f}% {r['mean_queries']:>8.1f} "
+              f"{r['model_texts'] or '':>9} {r['texts_per_call'] or '':>9} {r['model_s']:>8.1f} {r.get('riftkit_speedup', ''):>9}")
+    out = {"victim": str(Path(args.victim).resolve()), "n": len(examples), "seed": args.seed, "threads": args.threads, "device": args.device,
+           "batch_size": args.batch_size,
            "settings": {"substitutions": "counterfitted", "lm_constraint": "none", "genetic": {"population": 60, "generations": 40},
                         "textattack_constraints": ["RepeatModification"]},
            "rows": rows, "per_example_outcomes": {name: run["outcomes"] for name, run in results.items()},

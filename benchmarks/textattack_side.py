@@ -57,6 +57,29 @@ def build_attacks(wrapper, table: dict, names: list[str]):
     return {name: makers[name]() for name in names}
 
 
+class CountingWrapper:
+    """Passes TextAttack's model calls through, counting calls, texts and the seconds spent in the model."""
+
+    def __init__(self, wrapper):
+        self.wrapper = wrapper
+        self.model = wrapper.model
+        self.reset()
+
+    def reset(self) -> None:
+        self.calls, self.texts, self.seconds = 0, 0, 0.0
+
+    def __call__(self, text_input_list):
+        start = time.perf_counter()
+        out = self.wrapper(text_input_list)
+        self.seconds += time.perf_counter() - start
+        self.calls += 1
+        self.texts += len(text_input_list)
+        return out
+
+    def __getattr__(self, name):  # everything else TextAttack asks of a ModelWrapper
+        return getattr(self.wrapper, name)
+
+
 def main(job_path: str, out_path: str) -> None:
     import numpy as np
     import textattack
@@ -67,14 +90,15 @@ def main(job_path: str, out_path: str) -> None:
 
     job = json.loads(open(job_path, encoding="utf-8").read())
     torch.set_num_threads(job["threads"])
-    model = load_classifier(job["victim"])
-    wrapper = textattack_model_wrapper(model, batch_size=job["batch_size"])
+    model = load_classifier(job["victim"]).to(job.get("device", "cpu"))
+    wrapper = CountingWrapper(textattack_model_wrapper(model, batch_size=job["batch_size"]))
     table = json.loads(open(job["substitutions"], encoding="utf-8").read())
     report = {"textattack_version": getattr(textattack, "__version__", "0.3.11"), "attacks": {}}
     for name, attack in build_attacks(wrapper, table, job["attacks"]).items():
         np.random.seed(job["seed"])  # TextAttack's genetic search draws from numpy's global generator
         rows, start = [], time.perf_counter()
-        report["attacks"][name] = {"wall_s": 0.0, "examples": rows, "complete": False}
+        wrapper.reset()
+        report["attacks"][name] = run = {"wall_s": 0.0, "examples": rows, "complete": False}
         for example in job["examples"]:
             result = attack.attack(example["text"], example["label"])
             outcome = {SuccessfulAttackResult: "succeeded", FailedAttackResult: "failed", SkippedAttackResult: "skipped"}.get(type(result), type(result).__name__)
@@ -83,7 +107,7 @@ def main(job_path: str, out_path: str) -> None:
             rows.append({"uid": example["uid"], "outcome": outcome, "queries": int(result.perturbed_result.num_queries),
                          "changed": sum(a != b for a, b in zip(original, perturbed)) if outcome == "succeeded" else 0,
                          "words": len(original), "adversarial": result.perturbed_result.attacked_text.text})
-            report["attacks"][name]["wall_s"] = time.perf_counter() - start
+            run.update(wall_s=time.perf_counter() - start, model_texts=wrapper.texts, model_calls=wrapper.calls, model_s=wrapper.seconds)
             with open(out_path, "w", encoding="utf-8") as handle:  # after every example: a timeout keeps what is done
                 json.dump(report, handle)
         report["attacks"][name]["complete"] = True
