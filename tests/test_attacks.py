@@ -174,6 +174,15 @@ def test_genetic_population_and_generation_budget_is_respected():
     assert all(len(call) <= 6 * (1 + 2) for call in victim.calls[1:])
 
 
+def test_genetic_stops_at_the_first_successful_text():
+    # one substitutable word whose substitute "okay" flips the prediction: generation 0's first round finds it
+    victim = KeywordVictim(WEIGHTS, bias=-1.0)
+    example = Example((("the", "good", "thing"),), 1, "one-flip")
+    (result,) = make("genetic", victim, population=12, generations=10).attack([example])
+    assert result.outcome == SUCCEEDED and result.adversarial[0] == ("the", "okay", "thing")
+    assert len(victim.calls) == 2 and result.queries == 1 + 2  # the clean text, then "nice" and "okay" once each
+
+
 def test_genetic_changes_each_position_at_most_once_and_only_for_the_better():
     """Every text the search asks about is one substitution away from a text it already knew, at a position that
     lineage had not changed; a member only ever moves to a fitter text."""
