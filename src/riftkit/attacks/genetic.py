@@ -48,7 +48,6 @@ class Member:
     words: Words
     open: frozenset[int]  # positions this lineage has not changed yet
     fitness: float | None = None  # None: not scored yet (a fresh crossover child)
-    probs: torch.Tensor | None = None
 
 
 class Success(Exception):
@@ -73,7 +72,7 @@ class Genetic(BlackBoxAttack):
         if not candidates:
             return None
         try:
-            start = Member(words, frozenset(candidates), float(self.goal.fitness(clean[None], example.label)[0]), clean)
+            start = Member(words, frozenset(candidates), float(self.goal.fitness(clean[None], example.label)[0]))
             members = yield from self.perturb_all(example, words, candidates, [start] * self.population, rng)
             for _ in range(self.generations):
                 top = max(range(len(members)), key=lambda k: members[k].fitness)
@@ -89,9 +88,7 @@ class Genetic(BlackBoxAttack):
         """Each position (word and openness) from either parent; a child outside the constraints is parent a."""
         take_b = [rng.random() >= 0.5 for _ in original]
         words = tuple(y if pick else x for x, y, pick in zip(a.words, b.words, take_b))
-        if words == a.words:
-            return a
-        if not self.allowed(original, words):
+        if words == a.words or not self.allowed(original, words):
             return a
         open_positions = frozenset(i for i, pick in enumerate(take_b) if i in (b.open if pick else a.open))
         return Member(words, open_positions)
@@ -104,7 +101,7 @@ class Genetic(BlackBoxAttack):
         looking = list(range(len(members)))
         while looking:
             texts: list[Words] = []
-            plans = []  # (member index, position or None, slice of texts for its own text, slice for proposals)
+            plans = []  # (member index, position or None, index of its own text or None, index of its first proposal, proposals)
             for k in looking:
                 member = members[k]
                 own = None
@@ -126,12 +123,12 @@ class Genetic(BlackBoxAttack):
             for k, position, own, first, proposals in plans:
                 member = members[k]
                 if own is not None:
-                    member = members[k] = Member(member.words, member.open, fitness[own], probs[own])
+                    member = members[k] = Member(member.words, member.open, fitness[own])
                 if position is None:
                     continue  # no open position left: the member stays as it is
                 j = max(range(first, first + len(proposals)), key=fitness.__getitem__)
                 if fitness[j] > member.fitness:
-                    members[k] = Member(texts[j], member.open - {position}, fitness[j], probs[j])
+                    members[k] = Member(texts[j], member.open - {position}, fitness[j])
                 else:
                     still_looking.append(k)
             looking = still_looking
