@@ -17,7 +17,7 @@ from ..data.examples import Example
 from ..models.classifier import Classifier
 from ..objectives.ascc import ASCCAdversary
 from ..substitutions.hull import HullBuilder
-from .base import FAILED, SKIPPED, SUCCEEDED, AttackResult, build_result
+from .base import FAILED, SKIPPED, SUCCEEDED, AttackResult, build_result, outcome_rates
 
 
 class ASCCAttack:
@@ -65,14 +65,6 @@ class ASCCAttack:
         return results
 
 
-def robust_accuracy(outcomes: Sequence[AttackResult]) -> dict[str, float]:
-    """Clean accuracy, robust accuracy (correct and the attack failed) and attack success rate."""
-    n = len(outcomes)
-    correct = sum(o.outcome != SKIPPED for o in outcomes)
-    robust = sum(o.outcome == FAILED for o in outcomes)
-    return {
-        "n": n,
-        "accuracy": correct / n if n else 0.0,
-        "robust_accuracy": robust / n if n else 0.0,
-        "success_rate": (correct - robust) / correct if correct else 0.0,
-    }
+def robust_accuracy(results: Sequence[AttackResult]) -> dict[str, float]:
+    """n, vanilla accuracy, robust accuracy (correct and the attack failed) and attack success rate."""
+    return outcome_rates([r.outcome for r in results])

@@ -77,6 +77,19 @@ class AttackResult:
         return record
 
 
+def outcome_rates(outcomes: Sequence[str]) -> dict:
+    """The protocol's rates: vanilla accuracy, robust accuracy (correct and the attack failed), success rate."""
+    n = len(outcomes)
+    attacked = sum(o != SKIPPED for o in outcomes)
+    failed = sum(o == FAILED for o in outcomes)
+    return {
+        "n": n,
+        "vanilla_accuracy": attacked / n if n else 0.0,
+        "robust_accuracy": failed / n if n else 0.0,
+        "success_rate": (attacked - failed) / attacked if attacked else 0.0,
+    }
+
+
 def build_result(example: Example, segment: int, adversarial_words: tuple[str, ...] | None, outcome: str, queries: int, original_prediction: int, adversarial_prediction: int) -> AttackResult:
     """An :class:`AttackResult` whose substitutions are read off the two texts (so they cannot disagree)."""
     original_words = example.segments[segment]

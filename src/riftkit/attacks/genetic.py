@@ -39,6 +39,7 @@ import torch
 from ..data.examples import Example
 from .base import BlackBoxAttack, SearchSteps
 from .constraints import Candidates
+from .transformation import replace_word
 
 Words = tuple[str, ...]
 
@@ -143,7 +144,7 @@ class Genetic(BlackBoxAttack):
             pool = sorted(untried)
             position = rng.choices(pool, weights=[len(candidates[i]) for i in pool])[0]
             untried.discard(position)
-            texts = [t for w in candidates[position] if w != words[position] and self.allowed(original, t := words[:position] + (w,) + words[position + 1 :])]
+            texts = [t for w in candidates[position] if w != words[position] and self.allowed(original, t := replace_word(words, position, w))]
             if texts:
                 return position, texts
         return None, []

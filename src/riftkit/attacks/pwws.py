@@ -27,6 +27,7 @@ import torch
 from ..data.examples import Example
 from .base import BlackBoxAttack, SearchSteps
 from .constraints import Candidates
+from .transformation import replace_word
 
 
 class PWWS(BlackBoxAttack):
@@ -43,9 +44,9 @@ class PWWS(BlackBoxAttack):
         label = example.label
         swap = self.transformation.with_words
         positions = sorted(candidates)
-        masked = [swap(example, _replace(words, i, self.unknown_word)) for i in positions]
+        masked = [swap(example, replace_word(words, i, self.unknown_word)) for i in positions]
         options = [(i, w) for i in positions for w in candidates[i]]
-        probs = yield masked + [swap(example, _replace(words, i, w)) for i, w in options]
+        probs = yield masked + [swap(example, replace_word(words, i, w)) for i, w in options]
         p_clean = clean[label]
         saliency = p_clean - probs[: len(positions), label]
         drops = p_clean - probs[len(positions) :, label]
@@ -64,9 +65,9 @@ class PWWS(BlackBoxAttack):
         current, p_current = words, float(p_clean)
         for i in ranking:
             if self.adaptive:
-                proposals = [t for w in candidates[i] if self.allowed(words, t := _replace(current, i, w))]
+                proposals = [t for w in candidates[i] if self.allowed(words, t := replace_word(current, i, w))]
             else:
-                proposals = [t for t in (_replace(current, i, best[i][0]),) if self.allowed(words, t)]
+                proposals = [t for t in (replace_word(current, i, best[i][0]),) if self.allowed(words, t)]
             if not proposals:
                 continue
             probs = yield [swap(example, t) for t in proposals]
@@ -77,7 +78,3 @@ class PWWS(BlackBoxAttack):
             if bool(self.goal.succeeded(probs[k : k + 1], label)[0]):
                 return current
         return None
-
-
-def _replace(words: tuple[str, ...], position: int, word: str) -> tuple[str, ...]:
-    return words[:position] + (word,) + words[position + 1 :]

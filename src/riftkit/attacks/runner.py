@@ -29,7 +29,7 @@ from ..data.examples import DatasetSplits, Example, TaskSpec
 from ..data.splits import sample
 from ..substitutions.lm import LanguageModel, NGramLM, drop_subphrases, load_language_model
 from ..substitutions.sets import load_substitutions
-from .base import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, AttackResult
+from .base import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, AttackResult, outcome_rates
 from .registry import USES_LM_BY_DEFAULT, AttackSetup, build_attack
 
 SETTINGS_FILE, RESULTS_FILE, SESSIONS_FILE, SUMMARY_FILE = "settings.json", "examples.jsonl", "sessions.jsonl", "summary.json"
@@ -90,17 +90,17 @@ class ResultLog:
 def summarize(records: Sequence[dict]) -> dict:
     """The protocol's numbers (robust = classified correctly and the attack failed)."""
     n = len(records)
-    count = {o: sum(r["outcome"] == o for r in records) for o in OUTCOMES}
+    rates = outcome_rates([r["outcome"] for r in records])
     attacked = [r for r in records if r["outcome"] != SKIPPED]
     succeeded = [r for r in records if r["outcome"] == SUCCEEDED]
     return {
         "n": n,
-        "succeeded": count[SUCCEEDED],
-        "failed": count[FAILED],
-        "skipped": count[SKIPPED],
-        "vanilla_accuracy": len(attacked) / n if n else 0.0,
-        "robust_accuracy": count[FAILED] / n if n else 0.0,
-        "success_rate": count[SUCCEEDED] / len(attacked) if attacked else 0.0,
+        "succeeded": len(succeeded),
+        "failed": sum(r["outcome"] == FAILED for r in records),
+        "skipped": n - len(attacked),
+        "vanilla_accuracy": rates["vanilla_accuracy"],
+        "robust_accuracy": rates["robust_accuracy"],
+        "success_rate": rates["success_rate"],
         "mean_changed_share": sum(r["changed_share"] for r in succeeded) / len(succeeded) if succeeded else 0.0,
         "mean_words": sum(len(r["original"].split()) for r in records) / n if n else 0.0,
         "mean_queries": sum(r["queries"] for r in attacked) / len(attacked) if attacked else 0.0,

@@ -49,5 +49,10 @@ class WordSwap:
         return tuple(segments)
 
 
+def replace_word(words: tuple[str, ...], position: int, word: str) -> tuple[str, ...]:
+    """``words`` with the word at ``position`` replaced by ``word``."""
+    return words[:position] + (word,) + words[position + 1 :]
+
+
 def substitutions_between(original: tuple[str, ...], adversarial: tuple[str, ...]) -> list[Substitution]:
     return [Substitution(i, a, b) for i, (a, b) in enumerate(zip(original, adversarial)) if a != b]

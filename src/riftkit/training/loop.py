@@ -102,7 +102,7 @@ class DevEvaluator:
             robust = self.robust(model, self.robust_dev)
             values["dev_robust_ascc"] = robust["robust_accuracy"]
             values["dev_robust_n"] = robust["n"]
-            values["dev_robust_subset_accuracy"] = robust["accuracy"]  # clean accuracy on the same subset
+            values["dev_robust_subset_accuracy"] = robust["vanilla_accuracy"]  # clean accuracy on the same subset
         return values[self.metric], values
 
 
