@@ -2,18 +2,20 @@
 
 Resolution order for a registered data set (``sst2``, ``snli``, ...): the local
 copy under the data directory when it is there, else the Hugging Face Hub.
-A path (folder of split files, one file, or an aclImdb folder) is read as is.
+A path (folder of split files, one file, or an aclImdb folder) is read as is;
+with ``data.task: auto`` its first train record tells single-text from pair data.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
-from ..config import DATA_DIR_ENV, DataConfig, resolve_data_dir
-from .examples import DatasetSplits, Example, TaskSpec
+from ..config import DATA_DIR_ENV, ConfigError, DataConfig, resolve_data_dir
+from .examples import DatasetSplits, Example, TaskKind, TaskSpec
 from .hub import HubUnavailableError, load_hub_split
-from .readers import is_acl_imdb, read_acl_imdb, read_file
+from .readers import column_positions, detect_kind, is_acl_imdb, read_acl_imdb, read_file
 from .registry import REGISTRY, SENTIMENT, HubSource, known_datasets
 from .splits import carve, resolve_size, sample
 
@@ -28,12 +30,20 @@ def load_splits(config: DataConfig, data_dir: str | Path | None = None) -> Datas
     """Load the train, dev and test examples that ``config`` describes.
 
     ``data_dir`` (the --data-dir flag) beats RIFTKIT_DATA_DIR beats ``config.data_dir``.
+    Raises DataNotFoundError (no such data set, split or labels), DataFormatError (a bad
+    file, line or field), ConfigError (``data.fields`` mixes names and column positions,
+    or gives positions for a Hub data set).
     """
     skipped: Counter = Counter()
     root = resolve_data_dir(config.data_dir, str(data_dir) if data_dir else None)
     name = config.dataset
+    try:
+        positions = column_positions(config.fields)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
     if name.startswith("hub:"):
+        _no_positions_for_hub(positions, name)
         path, _, hub_name = name[4:].partition(":")
         task = _custom_task(config, name)
         source = HubSource(path, hub_name or None, fields=dict(config.fields or {}))
@@ -52,6 +62,7 @@ def load_splits(config: DataConfig, data_dir: str | Path | None = None) -> Datas
             read = lambda split: _read_registered_file(files, split, name, task, config, skipped)  # noqa: E731
             origin = f"local {root}"
         else:
+            _no_positions_for_hub(positions, name)
             defaults = info.hub_roles
             hub = info.hub
             fields = dict(hub.fields) | dict(config.fields or {})
@@ -100,6 +111,11 @@ def load_splits(config: DataConfig, data_dir: str | Path | None = None) -> Datas
     )
 
 
+def _no_positions_for_hub(positions: dict[str, int] | None, name: str) -> None:
+    if positions:
+        raise ConfigError(f"data.fields: column positions {positions} are for CSV/TSV files without a header; the Hub data set {name!r} has named columns")
+
+
 def _has_local(files: dict[str, str], root: Path) -> bool:
     return any((root / rel).is_file() for rel in files.values())
 
@@ -132,13 +148,21 @@ def _read_registered_hub(hub: HubSource, split: str, name: str, root: Path | Non
         raise DataNotFoundError(_how_to_get(name, root) + f"\n(Hub error: {err})") from err
 
 
-def _custom_task(config: DataConfig, name: str, default_labels: tuple[str, ...] | None = None) -> TaskSpec:
+def _custom_task(config: DataConfig, name: str, default_labels: tuple[str, ...] | None = None, detect: Callable[[], TaskKind] | None = None) -> TaskSpec:
+    """The task of a data set that is not registered: labels from ``data.labels``, kind from ``data.task``.
+
+    With ``data.task: auto``, ``detect()`` tells the kind (a user's files: from their first record);
+    without it (Hub data sets) the rule is: pair when ``data.fields`` maps ``premise``, else single.
+    """
     labels = tuple(config.labels) if config.labels else default_labels
     if not labels:
         raise DataNotFoundError(f"data set {name!r}: set data.labels to the label names in class-id order, e.g. [negative, positive]")
     kind = config.task
     if kind == "auto":
-        kind = "pair" if config.fields and "premise" in config.fields else "single"
+        if detect is not None:
+            kind = detect()
+        else:
+            kind = "pair" if config.fields and "premise" in config.fields else "single"
     return TaskSpec(Path(name).stem or name, kind, labels)
 
 
@@ -147,8 +171,8 @@ def _local_path_reader(path: Path, config: DataConfig, skipped: Counter):
     if is_acl_imdb(path):
         task = _custom_task(config, str(path), SENTIMENT)
         return task, ("train", None, "test"), lambda split: read_acl_imdb(path, split, task, config.on_error, skipped)
-    task = _custom_task(config, str(path))
     if path.is_file():
+        task = _custom_task(config, str(path), detect=lambda: detect_kind(path, config.fields, config.on_error))
         return task, ("all", None, None), lambda split: read_file(path, task, config.fields, config.on_error, skipped)
     found = {}
     for file in sorted(path.iterdir()):
@@ -161,9 +185,16 @@ def _local_path_reader(path: Path, config: DataConfig, skipped: Counter):
         raise DataNotFoundError(f"{path}: no train split file found; split files present: {sorted(found)}")
     defaults = ("train", "dev" if "dev" in found else None, "test" if "test" in found else None)
 
-    def read(split: str) -> list[Example]:
+    def file_of(split: str) -> Path:
         if split not in found:
             raise DataNotFoundError(f"{path}: no file for split {split!r}; split files present: {sorted(found)}")
-        return read_file(found[split], task, config.fields, config.on_error, skipped)
+        return found[split]
+
+    # The split that trains (data.train_split when set) tells the shape.
+    train_split = "train" if config.train_split == "auto" else config.train_split
+    task = _custom_task(config, str(path), detect=lambda: detect_kind(file_of(train_split), config.fields, config.on_error))
+
+    def read(split: str) -> list[Example]:
+        return read_file(file_of(split), task, config.fields, config.on_error, skipped)
 
     return task, defaults, read
