@@ -6,15 +6,17 @@ around a position loses when the original word is replaced by each
 substitute. Two implementations:
 
 - :class:`NGramLM`: an interpolated Kneser-Ney n-gram model (trigram by
-  default) that riftkit trains on a corpus (the task's training texts), with
-  no download. Counting is vectorised with numpy; the model is saved as one
+  default) that riftkit trains on a corpus, with no download: by default the
+  train splits of every data set in the data directory (``corpus.py``), or
+  the task's training texts only (``attack.lm: ngram-task``). Counting is vectorised with numpy; the model is saved as one
   ``.safetensors`` file (n-gram keys and counts as integer tensors, the
   vocabulary as JSON in the header), never pickled.
 - :class:`CausalLM`: any Hugging Face causal LM (e.g. ``gpt2``) for users
   with internet; windows are scored in batches.
 
-The published LM score files of the paper (Google 1-billion-word LM) are not
-available; this is the substitute, and its strength differs.
+The paper's LM scores (Jia et al. 2019: an LSTM LM of the One Billion Word
+benchmark) are not available offline; this is the substitute, and it judges
+differently (README, "The language-model constraint").
 """
 
 from __future__ import annotations
@@ -81,6 +83,7 @@ class NGramLM(LanguageModel):
             raise ValueError(f"n-gram vocabulary must start with {UNK}, {BOS}, {EOS}")
         self.index = {w: i for i, w in enumerate(self.vocab)}
         self.order = order
+        self.metadata: dict[str, str] = {}  # what save() was given besides the model (e.g. the corpus it came from)
         self.size = len(self.vocab)
         _check_key_range(self.size, order)
         # grams[k] = (sorted int64 keys of k-grams, counts): raw at k = order, continuation below
@@ -193,7 +196,11 @@ class NGramLM(LanguageModel):
         return math.exp(-total / max(tokens, 1))
 
     # -- storage -------------------------------------------------------------------------------
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, metadata: Mapping[str, str] | None = None, extra: Mapping[str, np.ndarray] | None = None) -> Path:
+        """Write one safetensors file; ``metadata`` (str -> str) and ``extra`` tensors travel with the model.
+
+        Raises ValueError when a name of ``metadata`` or ``extra`` is one the format itself uses.
+        """
         from safetensors.numpy import save_file
 
         path = Path(path)
@@ -202,7 +209,16 @@ class NGramLM(LanguageModel):
         for k, (keys, values) in self.grams.items():
             tensors[f"keys_{k}"] = np.ascontiguousarray(keys)
             tensors[f"counts_{k}"] = np.ascontiguousarray(values)
-        save_file(tensors, str(path), metadata={"format": NGRAM_FORMAT, "order": str(self.order), "vocab": json.dumps(self.vocab)})
+        header = {"format": NGRAM_FORMAT, "order": str(self.order), "vocab": json.dumps(self.vocab)}
+        for name, value in (extra or {}).items():
+            if name in tensors:
+                raise ValueError(f"extra tensor name {name!r} is reserved by the n-gram format")
+            tensors[name] = np.ascontiguousarray(value)
+        for name, value in (metadata or {}).items():
+            if name in header:
+                raise ValueError(f"metadata name {name!r} is reserved by the n-gram format")
+            header[name] = str(value)
+        save_file(tensors, str(path), metadata=header)
         return path
 
     @classmethod
@@ -222,7 +238,9 @@ class NGramLM(LanguageModel):
                 grams = {k: (handle.get_tensor(f"keys_{k}"), handle.get_tensor(f"counts_{k}")) for k in range(1, order + 1)}
         except (KeyError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: damaged n-gram model header (field {err})") from None
-        return cls(vocab, order, grams)
+        lm = cls(vocab, order, grams)
+        lm.metadata = {k: v for k, v in meta.items() if k not in ("format", "order", "vocab")}
+        return lm
 
 
 def _check_key_range(size: int, order: int) -> None:
@@ -254,7 +272,7 @@ def drop_subphrases(texts: Iterable[Sequence[str]], max_words: int = 80) -> list
     make every unseen continuation look far less likely than it is. Only texts
     of at most ``max_words`` words are indexed (longer ones are kept as they are).
     """
-    unique = sorted(set(map(tuple, texts)), key=len, reverse=True)
+    unique = sorted(set(map(tuple, texts)), key=lambda t: (-len(t), t))  # a fixed order: the same corpus, the same file
     pieces: set[tuple[str, ...]] = set()
     kept = []
     for text in unique:
