@@ -11,6 +11,10 @@ from . import __version__
 from .config import DATA_DIR_ENV, ConfigError, load_config
 
 
+ALLOW_OVERLAP_HELP = ("evaluate on 'test' even if some of its examples trained or selected the model (refused by default; "
+                      "the summary then says so)")
+
+
 def _add_data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data-dir", help=f"folder with the local data sets (default: ${DATA_DIR_ENV}, then the config's data.data_dir, then the Hub)")
 
@@ -30,13 +34,18 @@ def _report(result, splits) -> None:
     rows += [
         ("best dev accuracy", f"{result.best_dev['accuracy']:.4f} (epoch {result.best_dev['epoch']:g}, step {result.best_dev['step']})"),
     ]
-    if "dev_robust_ascc" in result.best_dev:
-        rows.append(("best dev robust (ASCC)", f"{result.best_dev['dev_robust_ascc']:.4f} (selected by it)"))
+    best = result.best_dev
+    if "dev_robust_ascc" in best:
+        # Robust accuracy comes from a seeded subset of dev: show the clean accuracy on the same examples beside it.
+        chosen = " (selected by it)" if best.get("selected_by") == "dev_robust_ascc" else ""
+        rows.append(("best dev robust (ASCC)", f"{best['dev_robust_ascc']:.4f} on {best['dev_robust_n']} dev examples, "
+                     f"clean accuracy on them {best['dev_robust_subset_accuracy']:.4f}{chosen}"))
     rows += [
         ("test accuracy", f"{result.test['accuracy']:.4f} on {result.test['n']} examples" if result.test else "not evaluated"),
     ]
     if result.test and "robust_ascc" in result.test:
-        rows.append(("test robust (ASCC)", f"{result.test['robust_ascc']:.4f} on {result.test['robust_n']} examples"))
+        rows.append(("test robust (ASCC)", f"{result.test['robust_ascc']:.4f} on {result.test['robust_n']} examples, "
+                     f"clean accuracy on them {result.test['robust_subset_accuracy']:.4f}"))
     rows += [
         ("wall time", f"{result.wall_time_s:.0f} s"),
         ("best model", str(result.output_dir / "best")),
@@ -70,26 +79,53 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return _train_and_report(args, None, base=DEMO, banner="riftkit demo: fine-tuning the embedded MiniLM")
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
+def _evaluation_data(args: argparse.Namespace, model, data_values: dict, source: str):
+    """The data an evaluation of a saved model runs on: its own recorded data unless told otherwise.
+
+    Without --dataset and without a config's data section, the data config recorded in the model
+    folder (data.json: source, roles, carving) is used, with any data.* overrides on top; a model
+    saved without a record falls back to its task name. Returns (DataConfig, splits, record).
+    """
+    from .config import DataConfig, from_dict
     from .data import load_splits
+    from .data.roles import DataRecord
+
+    record = DataRecord.load(args.model)
+    values = dict(data_values)
+    try:
+        if args.dataset:
+            values["dataset"] = args.dataset
+            data_config = from_dict(DataConfig, values, "data")
+        elif "dataset" not in values and record is not None:
+            data_config = record.data_config(values)
+        else:
+            values.setdefault("dataset", model.spec.task)
+            data_config = from_dict(DataConfig, values, "data")
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    splits = load_splits(data_config, args.data_dir)
+    return data_config, splits, record
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .config import apply_overrides, read_yaml_mapping
+    from .data import sample
     from .evaluation import evaluate_accuracy
+    from .evaluation.leakage import held_out_report
     from .models import load_classifier
 
     model = load_classifier(args.model)
-    overrides = list(args.overrides)
-    if args.dataset or not args.config:
-        overrides.insert(0, f"data.dataset={args.dataset or model.spec.task}")
-    data_config = load_config(args.config, overrides).data
-    splits = load_splits(data_config, args.data_dir)
+    values = dict(read_yaml_mapping(args.config).get("data") or {}) if args.config else {}
+    values = apply_overrides({"data": values}, list(args.overrides)).get("data") or {}
+    data_config, splits, record = _evaluation_data(args, model, values, args.config or "command line")
     if tuple(splits.task.label_names) != tuple(model.spec.label_names):
         raise ConfigError(f"the model's labels {model.spec.label_names} differ from the data set's {list(splits.task.label_names)}")
     examples = splits.split(args.split)
     if args.n:
-        from .data import sample
-
         examples = sample(examples, args.n, args.seed)
+    data_role = held_out_report(record, data_config, splits, examples, args.split, args.allow_overlap, model=args.model)
     metrics = evaluate_accuracy(model, examples, args.batch_size)
-    result = {"model": args.model, "dataset": data_config.dataset, "split": args.split, **metrics}
+    result = {"model": args.model, "dataset": data_config.dataset, "split": args.split, **metrics, "data_role": data_role}
     print(json.dumps(result))
     return 0
 
@@ -152,6 +188,8 @@ def cmd_attack(args: argparse.Namespace) -> int:
     if args.config:
         values = {k: v for k, v in read_yaml_mapping(args.config).items() if k in ("attack", "data")}
     values = apply_overrides(values, list(args.overrides))
+    if args.allow_overlap:
+        values.setdefault("attack", {})["allow_overlap"] = True
     for flag in ("attack", "n", "seed", "split", "output_dir"):
         if getattr(args, flag) is not None:
             values.setdefault("attack", {})[flag] = getattr(args, flag)
@@ -165,15 +203,10 @@ def cmd_attack(args: argparse.Namespace) -> int:
 
         torch.set_num_threads(config.num_threads)
     model = load_classifier(args.model)
-    data_values = dict(values.get("data") or {})
-    data_values.setdefault("dataset", args.dataset or model.spec.task)
+    data_config, splits, record = _evaluation_data(args, model, dict(values.get("data") or {}), source)
     try:
-        data_config = from_dict(DataConfig, data_values, "data")
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
-    splits = load_splits(data_config, args.data_dir)
-    try:
-        summary = run_attack(model, splits, config, args.model, data_dir=args.data_dir or data_config.data_dir, progress=not args.quiet)
+        summary = run_attack(model, splits, config, args.model, data_dir=args.data_dir or data_config.data_dir, progress=not args.quiet,
+                             data_config=data_config, data_record=record)
     except ValueError as err:  # damaged result logs, bad substitution files: named in the message, reported not raised
         raise err if isinstance(err, ConfigError) else ConfigError(str(err)) from None
     print(format_table(summary, f"riftkit attack: {config.attack} on {summary['n']} {summary['task']} {config.split} examples"))
@@ -195,13 +228,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("evaluate", help="accuracy of a saved model on a split")
     p.add_argument("--model", required=True, help="a saved model folder (e.g. runs/demo/best)")
-    p.add_argument("--dataset", help="data set name or path (default: the model's task)")
+    p.add_argument("--dataset", help="data set name or path (default: the data that trained the model, recorded in its folder)")
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
     p.add_argument("--config", help="take the data section from this experiment YAML")
     p.add_argument("--n", type=int, help="evaluate on a seeded sample of N examples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("overrides", nargs="*", help="data.key=value overrides")
+    p.add_argument("--allow-overlap", action="store_true", help=ALLOW_OVERLAP_HELP)
     _add_data_dir(p)
     p.set_defaults(func=cmd_evaluate)
 
@@ -220,10 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="attack a seeded sample of N examples (default 1000)")
     p.add_argument("--seed", type=int)
     p.add_argument("--split", choices=["train", "dev", "test"])
-    p.add_argument("--dataset", help="data set name or path (default: the model's task)")
+    p.add_argument("--dataset", help="data set name or path (default: the data that trained the model, recorded in its folder)")
     p.add_argument("--config", help="YAML with an 'attack:' section (and optionally 'data:')")
     p.add_argument("--output-dir", dest="output_dir", help="the attack folder (default: next to the model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--allow-overlap", action="store_true", help=ALLOW_OVERLAP_HELP)
     p.add_argument("overrides", nargs="*", help="attack.key=value or data.key=value overrides")
     _add_data_dir(p)
     p.set_defaults(func=cmd_attack)

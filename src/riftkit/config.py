@@ -18,6 +18,8 @@ from typing import Any, Literal
 import yaml
 
 DATA_DIR_ENV = "RIFTKIT_DATA_DIR"
+# Field metadata of settings that never change a result (speed knobs, output places).
+NOT_A_RESULT = {"result": False}
 
 
 @dataclass
@@ -43,7 +45,9 @@ class DataConfig:
     # For folders of your own data: task kind, label names, field/column names.
     task: Literal["auto", "single", "pair"] = "auto"
     labels: list[str] | None = None
-    fields: dict[str, str] | None = None
+    # Field/column names, or 0-based column indices for CSV/TSV files without a header
+    # (e.g. {label: 0, premise: 1, hypothesis: 2} for TextFooler's TSV files).
+    fields: dict[str, str | int] | None = None
     on_error: Literal["error", "skip"] = "error"
 
 
@@ -55,7 +59,9 @@ class ModelConfig:
     max_length: int = 128
     pooling: Literal["auto", "pooler", "cls", "mean"] = "auto"
     head_hidden: int = 256
-    head_dropout: float = 0.1
+    # Dropout before the head's first Linear. METHOD.md's head (and the authors' code) has none: 0.
+    # Models saved with another value keep theirs (riftkit.json records it).
+    head_dropout: float = 0.0
 
 
 @dataclass
@@ -87,6 +93,11 @@ class TrainConfig:
     batch_size: int = 32
     eval_batch_size: int = 128
     lr: float = 2e-5
+    # Learning-rate schedule, stepped per batch: linear warm-up over the first warmup_ratio of all
+    # steps from warmup_start_factor x lr to lr, then constant (the authors' WarmupMultiStepLR: 2 of
+    # 20 epochs from 0.1 x lr; its decay milestones lie past epoch 20). 0: constant lr from step 1.
+    warmup_ratio: float = 0.0
+    warmup_start_factor: float = 0.1
     encoder_weight_decay: float = 0.0
     head_weight_decay: float = 2e-4
     balanced_batches: bool = False
@@ -100,6 +111,11 @@ class TrainConfig:
     # Also report dev robust accuracy under ASCC when not selecting by it (always on for Adv-*).
     eval_robust_ascc: bool = False
     select_attack_steps: int = 10
+    # The forgetting signal (paper Fig. 2): ||theta - theta_0|| and the distance / cosine similarity of
+    # student and pre-trained pooled features on a seeded probe of dev inputs, at every epoch end and,
+    # when > 0, every N optimiser steps (records "forgetting" in metrics.jsonl).
+    log_forgetting_every_steps: int = 0
+    forgetting_probe_size: int = 256  # dev inputs in the probe (0: theta distance only)
     seed: int = 0
     num_threads: int | None = None
     progress: bool = True
@@ -124,9 +140,14 @@ class AttackConfig:
     seed: int = 0  # the sample and every random choice of the search
     split: Literal["train", "dev", "test"] = "test"
     substitutions: str = "counterfitted"  # or a JSON file {word: [substitutes]}
-    # Language-model constraint: "auto" (Genetic: an n-gram model trained on the task's
-    # training texts; PWWS and ASCC: none), "none", a saved n-gram .safetensors, or "hf:<name>".
+    # Language-model constraint: "auto" (Genetic: ngram-broad; PWWS and ASCC: none), "none",
+    # "ngram-broad" (Kneser-Ney on the train splits of every data set in the data directory plus
+    # lm_corpora, never a test text; trained once per corpus, cached in $RIFTKIT_CACHE_DIR/lm),
+    # "ngram-task" (on the task's training texts only), a saved n-gram .safetensors, or "hf:<name>".
+    # The resolved choice and its corpus key are written to lm.json in the attack folder.
     lm: str = "auto"
+    # Extra text files for ngram-broad: one text per line (plain or .gz), split with riftkit.data.words.
+    lm_corpora: list[str] = field(default_factory=list)
     lm_order: int = 3
     lm_max_drop: float = 5.0  # nats
     lm_radius: int = 3  # words either side of the substitution
@@ -137,11 +158,33 @@ class AttackConfig:
     generations: int = 40
     temperature: float = 0.3  # parent selection: softmax(fitness / temperature)
     ascc_steps: int = 10  # Adam steps of the white-box ASCC search
-    in_flight: int = 32  # examples attacked at once (their queries share model calls)
-    batch_size: int = 32  # texts per model forward (32 beats 128 by 15-20% on 2 CPU cores: benchmarks/query_batch.py)
-    cache_size: int = 100_000  # predictions kept by the query layer
-    output_dir: str | None = None  # default: next to the model, attack-<name>-n<N>-seed<S>
-    num_threads: int | None = None
+    # How the ASCC attack turns the relaxed search into texts (attacks/ascc.py): "single" = the paper's one argmax
+    # decode; "strong" = exact enumeration of small neighbourhoods, else restarts and next-best candidates.
+    ascc_decode: Literal["single", "strong"] = "strong"
+    ascc_restarts: int = 2  # strong: searches after the first, from new random starts, while no flip is found
+    ascc_candidates: int = 16  # strong: texts per search besides its argmax (one word moved to a next-best candidate)
+    ascc_enumerate_max: int = 64  # strong: score every substituted text when there are at most this many (exact)
+    # Query budget per example: distinct texts a black-box search may ask about (null: none, the paper's
+    # protocol). A search that spends it stops; the example counts as failed (stop_reason query_budget).
+    # The white-box ASCC attack reports its forward passes and ignores the budget.
+    query_budget: int | None = None
+    # Words past the model's max_length window cannot change its prediction; by default they are not attacked.
+    attack_truncated_words: bool = False
+    # Evaluating on examples that trained or selected the model is refused on the test split; this allows it
+    # (the summary then says so).
+    allow_overlap: bool = field(default=False, metadata=NOT_A_RESULT)
+    # Speed knobs and where to write: they never change a result (NOT_A_RESULT), so a run may resume with others.
+    in_flight: int = field(default=32, metadata=NOT_A_RESULT)  # examples attacked at once (their queries share model calls)
+    # texts per model forward (32 beats 128 by 15-20% on 2 CPU cores: benchmarks/query_batch.py)
+    batch_size: int = field(default=32, metadata=NOT_A_RESULT)
+    cache_size: int = field(default=100_000, metadata=NOT_A_RESULT)  # predictions kept by the query layer
+    output_dir: str | None = field(default=None, metadata=NOT_A_RESULT)  # default: next to the model, attack-<name>-<split>-n<N>-seed<S>
+    num_threads: int | None = field(default=None, metadata=NOT_A_RESULT)
+
+    @classmethod
+    def result_fields(cls) -> tuple[str, ...]:
+        """The fields that change what an attack computes (a resumed run must match them)."""
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("result", True))
 
 
 class ConfigError(ValueError):

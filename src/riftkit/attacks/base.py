@@ -33,6 +33,7 @@ from .queries import QueryLayer, Segments, Victim
 from .transformation import Substitution, WordSwap, substitutions_between
 
 SKIPPED, SUCCEEDED, FAILED = "skipped", "succeeded", "failed"
+QUERY_BUDGET = "query_budget"  # stop reason of a search that spent its query budget
 OUTCOMES = (SKIPPED, SUCCEEDED, FAILED)
 
 # A search step: the texts to score; the reply: their probabilities [len(texts), C].
@@ -51,11 +52,19 @@ class AttackResult:
     original_prediction: int
     adversarial_prediction: int
     substitutions: list[Substitution] = field(default_factory=list)
+    # Words of the attacked segment inside the model's max_length window (None: all of them).
+    attackable_words: int | None = None
+    stop_reason: str | None = None  # why a failed search stopped early: "query_budget"
+
+    @property
+    def window(self) -> int:
+        """Attackable words: the perturbed share is measured over these."""
+        words = len(self.original[self.segment])
+        return words if self.attackable_words is None else min(self.attackable_words, words)
 
     @property
     def changed_share(self) -> float:
-        words = len(self.original[self.segment])
-        return len(self.substitutions) / words if words else 0.0
+        return len(self.substitutions) / self.window if self.window else 0.0
 
     def to_record(self, segment_names: Sequence[str]) -> dict:
         """The JSONL line: attacked text as strings; for pairs the unchanged context segments as well."""
@@ -68,9 +77,13 @@ class AttackResult:
             "substitutions": [s.to_list() for s in self.substitutions],
             "queries": self.queries,
             "changed_share": round(self.changed_share, 6),
+            "words": len(self.original[self.segment]),
+            "attackable_words": self.window,
             "original_prediction": self.original_prediction,
             "adversarial_prediction": self.adversarial_prediction,
         }
+        if self.stop_reason:
+            record["stop_reason"] = self.stop_reason
         context = {name: " ".join(seg) for i, (name, seg) in enumerate(zip(segment_names, self.original)) if i != self.segment}
         if context:
             record["context"] = context
@@ -90,7 +103,8 @@ def outcome_rates(outcomes: Sequence[str]) -> dict:
     }
 
 
-def build_result(example: Example, segment: int, adversarial_words: tuple[str, ...] | None, outcome: str, queries: int, original_prediction: int, adversarial_prediction: int) -> AttackResult:
+def build_result(example: Example, segment: int, adversarial_words: tuple[str, ...] | None, outcome: str, queries: int, original_prediction: int,
+                 adversarial_prediction: int, attackable_words: int | None = None, stop_reason: str | None = None) -> AttackResult:
     """An :class:`AttackResult` whose substitutions are read off the two texts (so they cannot disagree)."""
     original_words = example.segments[segment]
     if outcome != SUCCEEDED or adversarial_words is None:
@@ -108,6 +122,8 @@ def build_result(example: Example, segment: int, adversarial_words: tuple[str, .
         original_prediction=original_prediction,
         adversarial_prediction=adversarial_prediction,
         substitutions=substitutions_between(original_words, tuple(adversarial_words)),
+        attackable_words=attackable_words,
+        stop_reason=stop_reason,
     )
 
 
@@ -132,15 +148,21 @@ class BlackBoxAttack:
         in_flight: int = 32,
         batch_size: int = 32,
         cache_size: int = 100_000,
+        query_budget: int | None = None,
+        attack_truncated_words: bool = False,
     ):
         if in_flight < 1:
             raise ValueError(f"in_flight must be >= 1, got {in_flight}")
+        if query_budget is not None and query_budget < 1:
+            raise ValueError(f"query_budget must be >= 1 (the clean text is one query), got {query_budget}")
         self.transformation = transformation
         self.goal = goal or UntargetedClassification()
         self.candidate_filters = list(candidate_filters)
         self.max_change = MaxChangeRate(max_change_rate) if max_change_rate is not None else None
         self.seed = seed
         self.in_flight = in_flight
+        self.query_budget = query_budget
+        self.attack_truncated_words = attack_truncated_words
         self.queries = QueryLayer(victim, batch_size=batch_size, cache_size=cache_size)
 
     # -- to be written by each search --------------------------------------------------------
@@ -152,9 +174,24 @@ class BlackBoxAttack:
     def allowed(self, original: tuple[str, ...], words: tuple[str, ...]) -> bool:
         return self.max_change is None or self.max_change.allows(original, words)
 
-    def candidates(self, example: Example) -> Candidates:
+    def attackable_words(self, example: Example) -> int:
+        """Leading words of the attacked segment inside the victim's max_length window.
+
+        A word past the window cannot change the prediction, so substituting it
+        only spends queries. Victims that do not truncate (no ``visible_words``) see every word.
+        """
+        words = self.transformation.attacked_words(example)
+        visible = getattr(self.queries.victim, "visible_words", None)
+        if self.attack_truncated_words or visible is None:
+            return len(words)
+        return visible(example.segments)[self.transformation.segment]
+
+    def candidates(self, example: Example, window: int | None = None) -> Candidates:
+        """Position -> allowed substitutes, for positions inside the first ``window`` words (None: all)."""
         words = self.transformation.attacked_words(example)
         table = self.transformation.candidates(example)
+        if window is not None:
+            table = {i: subs for i, subs in table.items() if i < window}
         for constraint in self.candidate_filters:
             table = constraint.filter(words, table)
         return table
@@ -164,11 +201,26 @@ class BlackBoxAttack:
         segment = self.transformation.segment
         clean = (yield [example.segments])[0]
         original_prediction = int(clean.argmax())
+        window = self.attackable_words(example)
         if original_prediction != example.label:
-            return build_result(example, segment, None, SKIPPED, self.queries.release(owner), original_prediction, original_prediction)
+            return build_result(example, segment, None, SKIPPED, self.queries.release(owner), original_prediction, original_prediction, window)
         words = self.transformation.attacked_words(example)
         rng = random.Random(example_seed(self.seed, example.uid))
-        adversarial = yield from self.search(example, words, self.candidates(example), clean, rng)
+        search = self.search(example, words, self.candidates(example, window), clean, rng)
+        # ``yield from search``, except that a request over the query budget is cut to what the budget
+        # still allows, answered, and ends the search (TextAttack's query budget does the same).
+        adversarial, reply = None, None
+        while True:
+            try:
+                request = next(search) if reply is None else search.send(reply)
+            except StopIteration as stop:
+                adversarial = stop.value
+                break
+            allowed = self._within_budget(owner, request)
+            if len(allowed) < len(request):
+                search.close()
+                return (yield from self._budget_spent(example, owner, allowed, original_prediction, window))
+            reply = yield request
         final_prediction = original_prediction
         if adversarial is not None:
             # Confirm the flip from the query layer (cached: costs no model call).
@@ -178,7 +230,35 @@ class BlackBoxAttack:
                 adversarial = None
                 final_prediction = original_prediction
         outcome = SUCCEEDED if adversarial is not None else FAILED
-        return build_result(example, segment, adversarial, outcome, self.queries.release(owner), original_prediction, final_prediction)
+        return build_result(example, segment, adversarial, outcome, self.queries.release(owner), original_prediction, final_prediction, window)
+
+    def _within_budget(self, owner: object, request: list[Segments]) -> list[Segments]:
+        """The longest prefix of ``request`` whose texts new to ``owner`` fit in the remaining query budget."""
+        if self.query_budget is None:
+            return request
+        room = self.query_budget - self.queries.queries(owner)
+        seen = self.queries.seen(owner)
+        fresh: set[Segments] = set()
+        for k, text in enumerate(request):
+            if text not in seen and text not in fresh:
+                if len(fresh) == room:
+                    return request[:k]
+                fresh.add(text)
+        return request
+
+    def _budget_spent(self, example: Example, owner: object, texts: list[Segments], original_prediction: int, window: int):
+        """Score the texts the budget still allows; a flip among them succeeds, else the example fails."""
+        segment = self.transformation.segment
+        if texts:
+            probs = yield texts
+            flipped = self.goal.succeeded(probs, example.label)
+            if bool(flipped.any()):
+                fitness = self.goal.fitness(probs, example.label)
+                best = max((k for k in range(len(texts)) if flipped[k]), key=lambda k: float(fitness[k]))
+                return build_result(example, segment, texts[best][segment], SUCCEEDED, self.queries.release(owner),
+                                    original_prediction, int(probs[best].argmax()), window)
+        return build_result(example, segment, None, FAILED, self.queries.release(owner), original_prediction, original_prediction,
+                            window, stop_reason=QUERY_BUDGET)
 
     # -- many examples in lockstep ---------------------------------------------------------------
     def attack(self, examples: Sequence[Example], on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:

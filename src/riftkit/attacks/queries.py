@@ -43,6 +43,10 @@ class QueryLayer:
         """Distinct texts ``owner`` has asked about so far."""
         return len(self._seen.get(owner, ()))
 
+    def seen(self, owner: Hashable) -> frozenset[Segments] | set[Segments]:
+        """The distinct texts ``owner`` has asked about (read-only view)."""
+        return self._seen.get(owner, frozenset())
+
     def release(self, owner: Hashable) -> int:
         """Forget an owner's bookkeeping (its attack is over); returns its final query count."""
         return len(self._seen.pop(owner, ()))

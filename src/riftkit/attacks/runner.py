@@ -6,7 +6,8 @@ Layout of an attack folder::
     examples.jsonl    one line per attacked example, appended and flushed as each finishes
     sessions.jsonl    one line per finished session (examples done, wall time)
     summary.json      the protocol's numbers over every example of the sample
-    lm-ngram3.safetensors  the n-gram LM, when the attack trained one
+    lm.json           which language model the constraint used (choice, corpus key), when it used one
+    lm-ngram3.safetensors  the task-only n-gram LM, when the attack trained one (the broad one is cached)
 
 Run it again with the same settings and it attacks only the examples that
 have no line yet, so an interrupted run loses nothing but the examples in
@@ -26,16 +27,17 @@ from pathlib import Path
 
 from ..config import AttackConfig, ConfigError
 from ..data.examples import DatasetSplits, Example, TaskSpec
+from ..data.roles import DataRecord
+from ..evaluation.leakage import held_out_report
 from ..data.splits import sample
 from ..substitutions.lm import LanguageModel, NGramLM, drop_subphrases, load_language_model
 from ..substitutions.sets import load_substitutions
-from .base import FAILED, OUTCOMES, SKIPPED, SUCCEEDED, AttackResult, outcome_rates
+from .base import FAILED, OUTCOMES, QUERY_BUDGET, SKIPPED, SUCCEEDED, AttackResult, outcome_rates
 from .registry import USES_LM_BY_DEFAULT, AttackSetup, build_attack
 
 SETTINGS_FILE, RESULTS_FILE, SESSIONS_FILE, SUMMARY_FILE = "settings.json", "examples.jsonl", "sessions.jsonl", "summary.json"
 # Fields that change what is computed; the rest (speed knobs, where to write) may differ on resume.
-RESULT_FIELDS = ("attack", "n", "seed", "split", "substitutions", "lm", "lm_order", "lm_max_drop", "lm_radius", "stopwords",
-                 "max_change_rate", "pwws_adaptive", "population", "generations", "temperature", "ascc_steps")
+RESULT_FIELDS = AttackConfig.result_fields()
 RECORD_FIELDS = {"uid": str, "label": int, "outcome": str, "original": str, "adversarial": str, "substitutions": list,
                  "queries": int, "changed_share": (int, float)}
 
@@ -88,22 +90,30 @@ class ResultLog:
 
 
 def summarize(records: Sequence[dict]) -> dict:
-    """The protocol's numbers (robust = classified correctly and the attack failed)."""
+    """The protocol's numbers (robust = classified correctly and the attack failed).
+
+    Word counts: ``mean_words`` over the whole attacked text, ``mean_attackable_words`` over the part
+    inside the model's max_length window; the perturbed share is measured over the attackable window.
+    """
     n = len(records)
     rates = outcome_rates([r["outcome"] for r in records])
     attacked = [r for r in records if r["outcome"] != SKIPPED]
     succeeded = [r for r in records if r["outcome"] == SUCCEEDED]
+    words = [r.get("words", len(r["original"].split())) for r in records]
     return {
         "n": n,
         "succeeded": len(succeeded),
         "failed": sum(r["outcome"] == FAILED for r in records),
         "skipped": n - len(attacked),
+        "budget_exhausted": sum(r.get("stop_reason") == QUERY_BUDGET for r in records),
         "vanilla_accuracy": rates["vanilla_accuracy"],
         "robust_accuracy": rates["robust_accuracy"],
         "success_rate": rates["success_rate"],
         "mean_changed_share": sum(r["changed_share"] for r in succeeded) / len(succeeded) if succeeded else 0.0,
-        "mean_words": sum(len(r["original"].split()) for r in records) / n if n else 0.0,
+        "mean_words": sum(words) / n if n else 0.0,
+        "mean_attackable_words": sum(r.get("attackable_words", w) for r, w in zip(records, words)) / n if n else 0.0,
         "mean_queries": sum(r["queries"] for r in attacked) / len(attacked) if attacked else 0.0,
+        "max_queries": max((r["queries"] for r in attacked), default=0),
     }
 
 
@@ -116,10 +126,15 @@ def format_table(summary: dict, title: str = "riftkit attack") -> str:
         ("Original accuracy:", f"{100 * summary['vanilla_accuracy']:.2f}%"),
         ("Accuracy under attack:", f"{100 * summary['robust_accuracy']:.2f}%"),
         ("Attack success rate:", f"{100 * summary['success_rate']:.2f}%"),
-        ("Average perturbed word %:", f"{100 * summary['mean_changed_share']:.2f}%"),
+        ("Average perturbed word % (of attackable):", f"{100 * summary['mean_changed_share']:.2f}%"),
         ("Average num. words per input:", f"{summary['mean_words']:.2f}"),
+        ("Average attackable words (in max_length):", f"{summary.get('mean_attackable_words', summary['mean_words']):.2f}"),
         ("Avg num queries:", f"{summary['mean_queries']:.2f}"),
     ]
+    if summary.get("budget_exhausted"):
+        rows.append(("Query budget exhausted:", summary["budget_exhausted"]))
+    if summary.get("data_role"):
+        rows.append(("Examples:", summary["data_role"]["label"]))
     if "wall_time_s" in summary:
         rows.append(("Wall time (this session):", f"{summary['wall_time_s']:.1f} s"))
     width = max(len(k) for k, _ in rows)
@@ -137,24 +152,78 @@ def default_output_dir(model_path: str | Path, config: AttackConfig) -> Path:
     return Path(model_path).resolve().parent / f"attack-{config.attack}-{config.split}-n{n}-seed{config.seed}"
 
 
-def prepare_language_model(config: AttackConfig, train_texts: Callable[[], list[tuple[str, ...]]], output_dir: Path, log: Callable[[str], None]) -> LanguageModel | None:
-    """The LM of the constraint, per ``config.lm``; an ``auto`` n-gram model is trained once and saved in the attack folder."""
+def prepare_language_model(config: AttackConfig, train_texts: Callable[[], list[tuple[str, ...]]], output_dir: Path, log: Callable[[str], None],
+                           data_dir: str | Path | None = None, attacked_texts: Callable[[], list[tuple[str, ...]]] | None = None) -> LanguageModel | None:
+    """The LM of the constraint, per ``config.lm``; the resolved choice is logged and written to ``output_dir/lm.json``.
+
+    ``auto``: Genetic gets ``ngram-broad``, PWWS and ASCC none. ``ngram-broad``: the Kneser-Ney model of
+    the train splits of every data set under ``data_dir`` (else $RIFTKIT_DATA_DIR) plus ``attack.lm_corpora``,
+    never of a test text (the attacked split included: ``attacked_texts``), trained once per corpus and
+    cached (substitutions/corpus.py); with no such corpus, ``auto`` falls back to ``ngram-task``.
+    ``ngram-task``: a model of the task's training texts (``train_texts``), saved in the attack folder.
+    A path: a saved n-gram model; ``hf:<name>``: a causal LM. Raises ConfigError when ``attack.lm_corpora``
+    is given to another choice, or when a resumed run's LM (``lm.json``) is not the one it would use now.
+    """
+    import hashlib
+
+    from ..config import resolve_data_dir
+    from ..substitutions.corpus import broad_ngram_lm, describe, plan_corpus
+
     choice = config.lm
     if choice == "auto":
-        choice = "ngram" if config.attack in USES_LM_BY_DEFAULT else "none"
-    if choice == "none":
-        return None
-    if choice == "ngram":
+        choice = "ngram-broad" if config.attack in USES_LM_BY_DEFAULT else "none"
+    if config.lm_corpora and choice != "ngram-broad":
+        raise ConfigError(f"attack.lm_corpora trains the broad n-gram LM only, but attack.lm={config.lm!r} resolves to {choice!r} "
+                          "for this attack: drop attack.lm_corpora, or set attack.lm: ngram-broad")
+    record_path = output_dir / "lm.json"
+    previous = json.loads(record_path.read_text(encoding="utf-8")) if record_path.is_file() else None
+
+    def changed(what: str, before, now) -> ConfigError:
+        return ConfigError(f"{record_path}: this run began with the language model {what} {before!r}, now it would be {now!r} "
+                           "(its corpus changed?); use another output folder (--output-dir) to attack with the new one")
+
+    lm: LanguageModel | None = None
+    record: dict = {"lm": choice}
+    if choice == "ngram-broad":
+        try:
+            plan = plan_corpus(resolve_data_dir(None, str(data_dir) if data_dir else None), config.lm_corpora)
+        except FileNotFoundError as err:
+            raise ConfigError(str(err)) from None
+        if plan.sources:
+            corpus_key = plan.key(config.lm_order)
+            if previous is not None and previous.get("corpus_key", corpus_key) != corpus_key:  # before training a model to refuse
+                raise changed("corpus key", previous.get("corpus_key"), corpus_key)
+            lm, record = broad_ngram_lm(plan, config.lm_order, attacked_texts() if attacked_texts else (), log=log)
+        elif config.lm == "auto":
+            log("language model: no registered data set in the data directory and no attack.lm_corpora; auto falls back to ngram-task")
+            choice = record["lm"] = "ngram-task"
+        else:
+            raise ConfigError("attack.lm: ngram-broad has no corpus: no registered data set in the data directory "
+                              "(--data-dir or RIFTKIT_DATA_DIR) and no attack.lm_corpora")
+    if choice == "ngram-task":
         path = output_dir / f"lm-ngram{config.lm_order}.safetensors"
         if path.is_file():
-            return NGramLM.load(path)
-        texts = drop_subphrases(train_texts())
-        start = time.perf_counter()
-        lm = NGramLM.train(texts, order=config.lm_order)
-        lm.save(path)
-        log(f"trained an order-{config.lm_order} Kneser-Ney LM on {len(texts)} training texts in {time.perf_counter() - start:.1f} s -> {path}")
-        return lm
-    return load_language_model(choice)
+            lm = NGramLM.load(path)
+            record.update(path=str(path), origin="the attack folder")
+        else:
+            texts = drop_subphrases(train_texts())
+            start = time.perf_counter()
+            lm = NGramLM.train(texts, order=config.lm_order)
+            lm.save(path)
+            record.update(path=str(path), texts=len(texts), train_s=round(time.perf_counter() - start, 1))
+        record.update(order=config.lm_order, vocabulary=lm.size)
+    elif choice not in ("none", "ngram-broad"):
+        if not choice.startswith("hf:") and not Path(choice).is_file():
+            raise ConfigError(f"attack.lm={choice!r} is none of auto, none, ngram-broad, ngram-task, hf:<name>, nor a saved n-gram file")
+        lm = load_language_model(choice)
+    if "key" not in record and (choice == "ngram-task" or Path(choice).is_file()):
+        record["key"] = hashlib.sha256(Path(record.get("path", choice)).read_bytes()).hexdigest()
+    if previous is not None and (previous.get("lm"), previous.get("key")) != (record["lm"], record.get("key")):
+        raise changed("(choice, key)", (previous.get("lm"), previous.get("key")), (record["lm"], record.get("key")))
+    output_dir.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    log(f"language model: {describe(record)}")
+    return lm
 
 
 def check_settings(path: Path, settings: dict) -> None:
@@ -167,6 +236,11 @@ def check_settings(path: Path, settings: dict) -> None:
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}, line {err.lineno}: malformed JSON ({err.msg})") from None
     for key, value in settings.items():
+        if key == "model_sha256" and previous.get(key) != value:
+            raise ConfigError(
+                f"{path}: the model's weights (sha256 {str(value)[:12]}...) differ from those this folder's results were "
+                f"computed with ({str(previous.get(key))[:12]}...): the model was retrained or replaced; use another output folder"
+            )
         if previous.get(key) != value:
             raise ConfigError(
                 f"{path}: this folder holds a run with {key}={previous.get(key)!r}, now asked for {value!r}; "
@@ -175,17 +249,28 @@ def check_settings(path: Path, settings: dict) -> None:
 
 
 def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: str, output_dir: str | Path | None = None,
-               data_dir: str | Path | None = None, progress: bool = True, log: Callable[[str], None] | None = None) -> dict:
-    """Attack a seeded sample of ``config.split`` and write the attack folder; returns the summary."""
+               data_dir: str | Path | None = None, progress: bool = True, log: Callable[[str], None] | None = None,
+               data_config=None, data_record: DataRecord | None = None) -> dict:
+    """Attack a seeded sample of ``config.split`` and write the attack folder; returns the summary.
+
+    With ``data_config`` (the DataConfig that built ``splits``), the sample is checked against the
+    model's ``data_record`` first: a test sample holding examples that trained or selected the model is
+    refused (:class:`riftkit.evaluation.leakage.DataOverlapError`) unless ``config.allow_overlap``.
+    """
     log = log or (lambda message: print(message, file=sys.stderr))
     if tuple(splits.task.label_names) != tuple(model.spec.label_names):
         raise ConfigError(f"the model's labels {model.spec.label_names} differ from the data set's {list(splits.task.label_names)}")
-    folder = Path(output_dir or config.output_dir or default_output_dir(model_path, config))
-    folder.mkdir(parents=True, exist_ok=True)
     examples = sample(splits.split(config.split), config.n, config.seed)
     _check_unique_uids(examples)
-    settings = {"model": str(Path(model_path).resolve()), "task": splits.task.name, "segments": list(splits.task.segment_names),
-                **{k: getattr(config, k) for k in RESULT_FIELDS}}
+    data_role = None
+    if data_config is not None:
+        data_role = held_out_report(data_record, data_config, splits, examples, config.split, config.allow_overlap, model=str(model_path))
+    folder = Path(output_dir or config.output_dir or default_output_dir(model_path, config))
+    folder.mkdir(parents=True, exist_ok=True)
+    settings = {"model": str(Path(model_path).resolve()), "model_sha256": _weights_digest(model_path), "task": splits.task.name,
+                "segments": list(splits.task.segment_names), **{k: getattr(config, k) for k in RESULT_FIELDS}}
+    if data_config is not None:
+        settings["data"] = {k: v for k, v in dataclasses.asdict(data_config).items() if k not in ("data_dir", "on_error")}
     check_settings(folder / SETTINGS_FILE, settings)
 
     results = ResultLog(folder / RESULTS_FILE)
@@ -205,7 +290,8 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
             task=splits.task,
             substitutions=load_substitutions(config.substitutions, data_dir),
             config=config,
-            language_model=prepare_language_model(config, lambda: [w for e in splits.train for w in e.segments], folder, log),
+            language_model=prepare_language_model(config, lambda: [w for e in splits.train for w in e.segments], folder, log, data_dir=data_dir,
+                                                  attacked_texts=lambda: [w for e in splits.split(config.split) for w in e.segments]),
         )
         attack = build_attack(setup)
         bar = _progress(len(todo), progress)
@@ -226,12 +312,25 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
         handle.write(json.dumps({"examples": len(todo), "wall_time_s": round(wall, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
 
     summary = summarize([done[e.uid] for e in examples])
-    summary.update({"attack": config.attack, "model": settings["model"], "task": splits.task.name, "split": config.split,
+    summary.update({"attack": config.attack, "model": settings["model"], "model_sha256": settings["model_sha256"],
+                    "task": splits.task.name, "split": config.split, "data_role": data_role,
                     "seed": config.seed, "wall_time_s": round(wall, 3), "examples_this_session": len(todo),
                     "wall_time_all_sessions_s": round(_total_wall_time(folder / SESSIONS_FILE), 3),
                     "config": dataclasses.asdict(config)})
+    if (folder / "lm.json").is_file():  # the language model the constraint resolved to (attack.lm: auto says little)
+        summary["lm"] = json.loads((folder / "lm.json").read_text(encoding="utf-8"))
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def _weights_digest(model_path: str | Path) -> str | None:
+    """The model folder's weight digest (None when the victim is not a saved folder, e.g. in tests)."""
+    from ..models.io import weights_digest
+
+    try:
+        return weights_digest(model_path)
+    except FileNotFoundError:
+        return None
 
 
 def _check_unique_uids(examples: Sequence[Example]) -> None:

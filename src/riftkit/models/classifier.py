@@ -33,7 +33,7 @@ class ClassifierSpec:
     max_length: int
     pooling: str  # "pooler", "cls" or "mean" (resolved, never "auto")
     head_hidden: int = 256
-    head_dropout: float = 0.1
+    head_dropout: float = 0.0  # METHOD.md's head has no dropout; older saved models record 0.1
     pretokenizer: str = PRETOKENIZER_VERSION
 
     @property
@@ -85,8 +85,10 @@ class Classifier(nn.Module):
         self.tokenizer = tokenizer
         self.spec = spec
         hidden = encoder.config.hidden_size
+        # Linear(H, 256) - ReLU - Linear(256, C) (METHOD.md); slot 0 is an optional dropout, kept as a slot
+        # (Identity when off) so that head.safetensors keys are the same with and without it.
         self.head = nn.Sequential(
-            nn.Dropout(spec.head_dropout),
+            nn.Dropout(spec.head_dropout) if spec.head_dropout > 0 else nn.Identity(),
             nn.Linear(hidden, spec.head_hidden),
             nn.ReLU(),
             nn.Linear(spec.head_hidden, len(spec.label_names)),
@@ -113,6 +115,38 @@ class Classifier(nn.Module):
 
     def encode_examples(self, examples: Sequence[Example]) -> BatchEncoding:
         return self.encode([e.segments for e in examples])
+
+    def visible_words(self, segments: Segments) -> tuple[int, ...]:
+        """How many leading words of each segment the model sees whole, under its ``max_length``.
+
+        Truncation cuts tokens from the end (for pairs from the end of either
+        segment, longest first), so the visible words of a segment are a prefix:
+        the words before the first one that lost a subword token. A word past
+        that point cannot change the prediction. Returns one count per segment.
+        """
+        first = [list(segments[0])]
+        second = [list(segments[1])] if self.spec.task_kind == "pair" else None
+        kwargs = {"is_split_into_words": True, "add_special_tokens": True}
+        cut = self.tokenizer(first, second, truncation=True, max_length=self.spec.max_length, **kwargs)
+        whole = self.tokenizer(first, second, truncation=False, **kwargs)
+
+        def tokens_per_word(encoding) -> dict[tuple[int, int], int]:
+            counts: dict[tuple[int, int], int] = {}
+            for word_id, seq_id in zip(encoding.word_ids(0), encoding.sequence_ids(0)):
+                if word_id is not None:
+                    counts[(seq_id, word_id)] = counts.get((seq_id, word_id), 0) + 1
+            return counts
+
+        kept, full = tokens_per_word(cut), tokens_per_word(whole)
+        visible = []
+        for seq_id, words in enumerate(segments):
+            count = len(words)
+            for position in range(len(words)):
+                if kept.get((seq_id, position), 0) < full.get((seq_id, position), 0):
+                    count = position
+                    break
+            visible.append(count)
+        return tuple(visible)
 
     # -- forward ------------------------------------------------------------------------
     @property
@@ -171,7 +205,7 @@ def build_classifier(
     max_length: int = 128,
     pooling: str = "auto",
     head_hidden: int = 256,
-    head_dropout: float = 0.1,
+    head_dropout: float = 0.0,
     num_layers: int | None = None,
     seed: int | None = None,
 ) -> Classifier:

@@ -41,6 +41,27 @@ def save_classifier(model: Classifier, folder: str | Path, extra: dict | None = 
     return folder
 
 
+def weights_digest(folder: str | Path) -> str:
+    """SHA-256 (hex) over the weight files of a saved model folder, in a fixed order.
+
+    Attack folders record it, so that resuming into a folder whose model was
+    retrained (same path, other weights) is refused.
+    """
+    import hashlib
+
+    folder = Path(folder)
+    files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
+    if not files:
+        raise FileNotFoundError(f"{folder}: no .safetensors weight files")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def plain_state_dict(module) -> dict:
     """The state dict under the usual parameter names, without parametrizations.
 
