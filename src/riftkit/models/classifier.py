@@ -70,9 +70,15 @@ def encoder_features(
 
 
 def resolve_pooling(encoder: PreTrainedModel, pooling: str) -> str:
+    """``auto``: the encoder's pooler when its weights came with the checkpoint, else the first token (``cls``).
+
+    roberta-base ships no pooler weights: transformers then adds a randomly initialised pooler,
+    and pooling through it would feed student and teacher a random projection of the first token.
+    An encoder built in code (not loaded by :func:`load_encoder`) counts as having its pooler trained.
+    """
     has_pooler = getattr(encoder, "pooler", None) is not None
     if pooling == "auto":
-        return "pooler" if has_pooler else "cls"
+        return "pooler" if has_pooler and getattr(encoder, "pooler_weights_loaded", True) else "cls"
     if pooling == "pooler" and not has_pooler:
         raise ValueError(f"model.pooling=pooler: {type(encoder).__name__} has no pooler; use cls or mean")
     return pooling

@@ -69,12 +69,17 @@ def load_encoder(name_or_path: str = EMBEDDED, num_layers: int | None = None) ->
         kwargs["num_hidden_layers"] = num_layers
     try:
         with quiet_transformers():
-            return AutoModel.from_pretrained(source, **kwargs)
+            encoder, info = AutoModel.from_pretrained(source, output_loading_info=True, **kwargs)
     except OSError as err:
         raise EncoderNotFoundError(
             f"cannot load encoder {name_or_path!r}: {err}\n"
             f"Offline, use model.encoder=embedded (the MiniLM in {EMBEDDED_PACKAGE}) or a local model folder."
         ) from err
+    # A checkpoint without pooler weights (roberta-base) still gets a pooler, randomly initialised; pooling
+    # "auto" must not pick it (models/classifier.py resolve_pooling), so remember whether it was trained.
+    missing = set(info.get("missing_keys", ()))
+    encoder.pooler_weights_loaded = getattr(encoder, "pooler", None) is not None and not any(k.startswith("pooler.") for k in missing)
+    return encoder
 
 
 def load_tokenizer(name_or_path: str = EMBEDDED) -> PreTrainedTokenizerBase:
