@@ -70,3 +70,41 @@ def test_every_shipped_config_parses():
     for path in configs:
         config = load_config(path)
         assert config.name and config.output_dir.startswith("runs/"), path
+
+
+# METHOD.md ("Losses", "Training recipe"): per data set beta (Eq. 9), alpha (Eq. 11), batch size and max tokens;
+# AdamW 2e-5, 20 epochs, weight decay 0 on the encoder and 2e-4 on the task layers, for every method.
+PAPER = {
+    "imdb": {"beta": 10.0, "alpha": 0.1, "batch_size": 32, "max_length": 300},
+    "snli": {"beta": 5.0, "alpha": 0.7, "batch_size": 120, "max_length": 80},
+}
+PAPER_METHODS = ("standard", "adv", "adv_ptwd", "adv_mixout", "rift")
+
+
+def test_paper_configs_follow_method_md():
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "paper"
+    seen = set()
+    for path in sorted(folder.glob("*.yaml")):
+        dataset, encoder, method = path.stem.split("_", 2)
+        config = load_config(path)
+        expected = PAPER[dataset]
+        where = path.name
+        seen.add((dataset, encoder, method))
+        assert config.data.dataset == dataset and config.model.encoder == {"bert": "bert-base-uncased", "roberta": "roberta-base"}[encoder], where
+        assert config.train.method == method, where
+        assert (config.train.lr, config.train.epochs, config.train.batch_size) == (2e-5, 20, expected["batch_size"]), where
+        assert config.model.max_length == expected["max_length"], where
+        assert (config.train.encoder_weight_decay, config.train.head_weight_decay) == (0.0, 2e-4), where
+        assert config.model.head_dropout == 0.0, where  # the head is Linear - ReLU - Linear, no dropout
+        assert (config.train.warmup_ratio, config.train.warmup_start_factor) == (0.1, 0.1), where  # 2 of 20 epochs from 0.1 x lr
+        assert config.train.select_metric == "dev_robust_ascc", where  # every method, Standard included: dev robust accuracy
+        if method != "standard":
+            assert config.objective.beta == expected["beta"] and config.train.balanced_batches, where
+            assert (config.objective.adv_steps, config.objective.adv_lr, config.objective.adv_sparse_weight) == (10, 1.0, 15.0), where
+        if method == "rift":
+            assert config.objective.alpha == expected["alpha"] and config.objective.info in ("auto", "conditional"), where
+            assert config.objective.info_temperature == 0.2 and config.objective.info_queue_size == 0, where  # Eq. 10 exactly
+        assert (config.objective.ptwd_weight > 0) == (method == "adv_ptwd") and (config.objective.mixout_p > 0) == (method == "adv_mixout"), where
+    assert seen == {(d, e, m) for d in PAPER for e in ("bert", "roberta") for m in PAPER_METHODS}  # all 20 of the grid

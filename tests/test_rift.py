@@ -83,33 +83,95 @@ def test_bound_on_random_data():
 def test_queue_enqueue_dequeue_wraps_and_never_carries_gradients():
     queue = FeatureQueue(groups=2, size=4, dim=3)
     first = torch.arange(9.0).reshape(3, 3).requires_grad_(True)
-    queue.enqueue(0, first * 2)
-    assert queue.get(0).shape == (3, 3) and queue.get(1).shape == (0, 3)
-    assert not queue.get(0).requires_grad
-    queue.enqueue(0, torch.full((3, 3), -1.0))  # 6 in a queue of 4: the oldest two are overwritten
-    kept = queue.get(0)
-    assert kept.shape == (4, 3) and sorted(kept[:, 0].tolist()) == [-1.0, -1.0, -1.0, 12.0]
-    state = queue.state_dict()
+    queue.enqueue(0, first * 2, torch.tensor([10, 11, 12]))
+    features, ids = queue.get(0)
+    assert features.shape == (3, 3) and ids.tolist() == [10, 11, 12] and queue.get(1)[0].shape == (0, 3)
+    assert not features.requires_grad
+    queue.enqueue(0, torch.full((3, 3), -1.0), torch.tensor([20, 21, 22]))  # 6 in a queue of 4: the oldest two are overwritten
+    features, ids = queue.get(0)
+    assert features.shape == (4, 3) and sorted(features[:, 0].tolist()) == [-1.0, -1.0, -1.0, 12.0]
+    assert sorted(ids.tolist()) == [12, 20, 21, 22] and ids[features[:, 0] == 12.0].tolist() == [12]  # ids travel with their features
     other = FeatureQueue(groups=2, size=4, dim=3)
-    other.load_state_dict(state)
-    assert torch.equal(other.get(0), queue.get(0)) and int(other.position[0]) == 2
+    other.load_state_dict(queue.state_dict())
+    assert torch.equal(other.get(0)[0], features) and torch.equal(other.get(0)[1], ids) and int(other.position[0]) == 2
 
 
-def test_queue_adds_teacher_side_negatives_and_tightens_the_bound():
+def unit(degrees: float) -> list[float]:
+    return [math.cos(math.radians(degrees)), math.sin(math.radians(degrees))]
+
+
+def identity_heads(loss_fn: InfoNCELoss) -> InfoNCELoss:
+    """Projection heads replaced by the identity, so that scores are cosines of the raw features / tau."""
+    for heads in (loss_fn.student_heads, loss_fn.teacher_heads):
+        for i in range(len(heads)):
+            heads[i] = torch.nn.Identity()
+    return loss_fn
+
+
+def nce_by_hand(positive: float, others: list[float], tau: float) -> float:
+    """-log(exp(cos(positive)/tau) / sum over positive and others), angles in degrees."""
+    terms = [math.exp(math.cos(math.radians(a)) / tau) for a in [positive, *others]]
+    return -math.log(terms[0] / sum(terms))
+
+
+def test_queue_loss_matches_a_hand_computation_and_masks_the_anchors_own_example():
+    """Students at 0 and 90 degrees, their teachers at 30 and 120; the queue holds an unrelated teacher feature
+    (200 degrees, example 7) and example 1's own teacher feature (30 degrees), which must not be a negative of
+    example 1's anchor but is an ordinary negative for example 2's."""
+    tau = 0.5
+    loss_fn = identity_heads(InfoNCELoss(hidden=2, num_classes=1, conditional=False, temperature=tau, queue_size=8))
+    loss_fn.queue.enqueue(0, torch.tensor([unit(200), unit(30)]), torch.tensor([7, 1]))
+    student, teacher = torch.tensor([unit(0), unit(90)]), torch.tensor([unit(30), unit(120)])
+    loss, metrics = loss_fn(student, teacher, torch.tensor([0, 0]), torch.tensor([1, 2]))
+    # angle between anchor and each candidate: anchor 1 (0 deg) sees t1 (30, positive), t2 (120), q_7 (200); q_1 is masked
+    first = nce_by_hand(30, [120, 200], tau)
+    # anchor 2 (90 deg) sees t2 (120, positive: 30 apart), t1 (60 apart), q_7 (110 apart), q_1 (60 apart)
+    second = nce_by_hand(30, [60, 110, 60], tau)
+    assert loss.item() == pytest.approx((first + second) / 2, abs=1e-6)
+    assert metrics["info_bound"] == pytest.approx((math.log(3) + math.log(4)) / 2 - (first + second) / 2, abs=1e-6)
+    # the batch joined the queue with its ids
+    assert sorted(loss_fn.queue.get(0)[1].tolist()) == [1, 1, 2, 7]
+
+
+def test_queue_loss_has_one_direction_from_the_first_step():
+    """With a queue, even the first (empty-queue) step normalises over teacher candidates for each student anchor,
+    not over students as Eq. 10 does: the loss does not change its definition when the queue fills."""
+    tau = 0.5
+    student, teacher = torch.tensor([unit(0), unit(90), unit(100)]), torch.tensor([unit(30), unit(120), unit(250)])
+    with_queue = identity_heads(InfoNCELoss(hidden=2, num_classes=1, conditional=False, temperature=tau, queue_size=8))
+    loss, _ = with_queue(student, teacher, torch.zeros(3, dtype=torch.long), torch.tensor([0, 1, 2]))
+    s, t = [0, 90, 100], [30, 120, 250]
+    over_teachers = sum(nce_by_hand(t[j] - s[j], [t[k] - s[j] for k in range(3) if k != j], tau) for j in range(3)) / 3
+    over_students = sum(nce_by_hand(t[j] - s[j], [t[j] - s[i] for i in range(3) if i != j], tau) for j in range(3)) / 3
+    assert abs(over_teachers - over_students) > 0.05  # the two directions differ on these features
+    assert loss.item() == pytest.approx(over_teachers, abs=1e-6)
+    without_queue = identity_heads(InfoNCELoss(hidden=2, num_classes=1, conditional=False, temperature=tau))
+    assert without_queue(student, teacher, torch.zeros(3, dtype=torch.long))[0].item() == pytest.approx(over_students, abs=1e-6)  # Eq. 10
+
+
+def test_queue_requires_example_ids():
+    with pytest.raises(ValueError, match="example ids"):
+        InfoNCELoss(hidden=4, num_classes=2, queue_size=4)(torch.randn(2, 4), torch.randn(2, 4), torch.tensor([0, 1]))
+
+
+@pytest.mark.parametrize("queue_size", [0, 48])
+def test_estimated_bound_rises_as_teacher_depends_more_on_student(queue_size):
+    """teacher = student + noise of decreasing size: more mutual information, so the estimate must rise
+    (heads tied, v_c = u_c, so that the critic sees the dependence without training)."""
     torch.manual_seed(0)
-    with_queue = InfoNCELoss(hidden=8, num_classes=2, queue_size=16)
-    labels = torch.tensor([0, 1, 0, 1])
-    s = torch.randn(4, 8, requires_grad=True)
-    t = torch.randn(4, 8)
-    _, first = with_queue(s, t, labels)
-    assert int(with_queue.queue.count[0]) == 2 and int(with_queue.queue.count[1]) == 2
-    loss, second = with_queue(s, t, labels)  # now 2 in-batch + 2 queued candidates per class
-    loss.backward()
-    assert s.grad is not None and with_queue.teacher_heads[0][0].weight.grad is not None
-    assert not with_queue.queue.features.requires_grad
-    # candidates double (2 -> 4 per class): log N in the bound grows by log 2
-    assert second["info_bound"] + second["loss_info"] == pytest.approx(math.log(4), abs=1e-5)
-    assert first["info_bound"] + first["loss_info"] == pytest.approx(math.log(2), abs=1e-5)
+    loss_fn = InfoNCELoss(hidden=16, num_classes=2, queue_size=queue_size)
+    for u, v in zip(loss_fn.student_heads, loss_fn.teacher_heads):
+        v.load_state_dict(u.state_dict())
+    labels = torch.tensor([0, 1] * 8)
+    means = []
+    for noise in (3.0, 1.0, 0.3):
+        bounds = []
+        for batch in range(8):
+            s = torch.randn(16, 16)
+            bounds.append(loss_fn(s, s + noise * torch.randn(16, 16), labels, torch.arange(16) + 16 * batch)[1]["info_bound"])
+        means.append(sum(bounds[2:]) / len(bounds[2:]))  # after the queue has filled
+    assert all(a < b for a, b in zip(means, means[1:])), means
+    assert means[-1] - means[0] > 1.0, means
 
 
 def test_frozen_teacher_is_a_separate_frozen_copy(make_tiny):

@@ -1,11 +1,14 @@
+import copy
 import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from riftkit.config import DataConfig, ExperimentConfig, ModelConfig, TrainConfig
+from riftkit.config import DataConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, TrainConfig
 from riftkit.data import DatasetSplits, Example, load_splits
 from riftkit.models import load_classifier
+from riftkit.models.classifier import encoder_features
 from riftkit.training import train
 from riftkit.training.log import read_metrics
 
@@ -27,7 +30,7 @@ def toy_splits(n: int = 48) -> DatasetSplits:
 def tiny_config(tmp_path, **train) -> ExperimentConfig:
     return ExperimentConfig(
         name="tiny", output_dir=str(tmp_path / "run"),
-        train=TrainConfig(epochs=10, batch_size=8, lr=1e-3, progress=False, **train),
+        train=TrainConfig(**{"epochs": 10, "batch_size": 8, "lr": 1e-3, "progress": False, **train}),
     )
 
 
@@ -70,15 +73,132 @@ def test_training_is_deterministic_on_cpu(make_tiny, tmp_path):
     assert runs[0] == runs[1]
 
 
-def test_optimizer_groups_follow_the_recipe(make_tiny):
-    from riftkit.training.optim import build_optimizer
+def test_train_builds_the_recipes_optimizer_groups(make_tiny, tmp_path, monkeypatch):
+    """The groups train() gives AdamW: the encoder undecayed, the head and RIFT's InfoNCE heads decayed (2e-4),
+    every trainable parameter exactly once, the frozen teacher nowhere."""
+    import riftkit.training.loop as loop
+
+    from .test_rift import SUBS
+
+    captured = {}
+    for name in ("build_optimizer", "build_objective"):
+        real = getattr(loop, name)
+        monkeypatch.setattr(loop, name, lambda *a, _real=real, _name=name, **k: captured.setdefault(_name, _real(*a, **k)))
+    monkeypatch.setattr(loop, "load_substitutions", lambda *a, **k: SUBS)
+    model = make_tiny()
+    config = tiny_config(tmp_path, method="rift", epochs=1, balanced_batches=True, select_max_examples=2, select_attack_steps=1,
+                         encoder_weight_decay=0.0, head_weight_decay=2e-4)
+    config.objective = ObjectiveConfig(adv_steps=1)
+    train(config, toy_splits(24), model=model, evaluate_test=False)
+    optimizer, recipe = captured["build_optimizer"], captured["build_objective"]
+    placed = [(id(p), group["weight_decay"]) for group in optimizer.param_groups for p in group["params"]]
+    decay = dict(placed)
+    assert len(placed) == len(decay)  # no parameter twice
+    assert {decay.get(id(p)) for p in model.encoder.parameters()} == {0.0}
+    assert {decay.get(id(p)) for p in model.head.parameters()} == {2e-4}
+    assert {decay.get(id(p)) for p in recipe.info.parameters()} == {2e-4}  # the InfoNCE projection heads u_c, v_c
+    assert set(decay) == {id(p) for p in model.parameters()} | {id(p) for p in recipe.info.parameters()}
+    assert not {id(p) for p in recipe.teacher.parameters()} & set(decay)
+
+
+def test_warmup_then_constant_schedule():
+    from riftkit.training.optim import build_scheduler
+
+    weight = torch.nn.Parameter(torch.zeros(1))
+    for ratio, expected in [(0.0, [1.0] * 10), (0.4, [0.1, 0.325, 0.55, 0.775] + [1.0] * 6)]:
+        optimizer = torch.optim.AdamW([weight], lr=2e-5)
+        scheduler = build_scheduler(optimizer, total_steps=10, warmup_ratio=ratio, start_factor=0.1)
+        rates = []
+        for _ in range(10):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        assert rates == pytest.approx([2e-5 * f for f in expected], rel=1e-12, abs=0)
+    with pytest.raises(ValueError, match="train.warmup_ratio"):
+        build_scheduler(torch.optim.AdamW([weight]), 10, 1.0)
+    with pytest.raises(ValueError, match="train.warmup_start_factor"):
+        build_scheduler(torch.optim.AdamW([weight]), 10, 0.1, start_factor=0.0)
+    assert TrainConfig().warmup_ratio == 0.0  # no warm-up unless a config asks: CPU numbers stay as measured
+
+
+def test_training_steps_the_schedule_per_batch_and_logs_lr_and_forgetting(make_tiny, tmp_path):
+    """8 steps (2 epochs x 4 batches), warm-up over 6 from 0.1 x lr; the forgetting signal every 2 steps."""
+    config = tiny_config(tmp_path, epochs=2, warmup_ratio=0.75, warmup_start_factor=0.1, log_forgetting_every_steps=2)
+    train(config, toy_splits(), model=make_tiny(), evaluate_test=False)
+    records = read_metrics(tmp_path / "run" / "metrics.jsonl")
+    probes = [r for r in records if r["event"] == "forgetting"]
+    assert [r["step"] for r in probes] == [0, 2, 4, 6, 8]
+    # step k (1-based) used lr x (0.1 + 0.9 (k - 1) / 6) during warm-up, lr after it
+    used = {k: 1e-3 * (0.1 + 0.9 * (k - 1) / 6 if k <= 6 else 1.0) for k in (2, 4, 6, 8)}
+    assert [r["lr"] for r in probes[1:]] == pytest.approx([used[k] for k in (2, 4, 6, 8)], rel=1e-9)
+    epochs = [r for r in records if r["event"] == "train_epoch"]
+    assert [r["lr"] for r in epochs] == pytest.approx([used[4], used[8]], rel=1e-9)
+    start = probes[0]
+    assert start["theta_distance"] == 0.0 and start["feature_distance"] == 0.0 and start["feature_cosine"] == pytest.approx(1.0, abs=1e-6)
+    assert all(r["theta_distance"] > 0 and r["feature_distance"] > 0 and r["feature_cosine"] < 1 for r in probes[1:] + epochs)
+    assert epochs[-1]["theta_distance"] == probes[-1]["theta_distance"]  # the same measurement at the same step
+
+
+def test_forgetting_probe_measures_distance_to_the_pretrained_encoder(make_tiny):
+    from riftkit.training.forgetting import ForgettingProbe
 
     model = make_tiny()
-    optimizer = build_optimizer(model.encoder, [model.head], 2e-5, 0.0, 2e-4)
-    groups = {g["name"]: g for g in optimizer.param_groups}
-    assert groups["encoder"]["weight_decay"] == 0.0 and groups["task"]["weight_decay"] == 2e-4
-    assert sum(p.numel() for p in groups["encoder"]["params"]) == sum(p.numel() for p in model.encoder.parameters())
-    assert sum(p.numel() for p in groups["task"]["params"]) == sum(p.numel() for p in model.head.parameters())
+    probe_set = toy_splits().dev
+    pretrained = copy.deepcopy(model.encoder).eval()
+    probe = ForgettingProbe(model, probe_set, batch_size=3)
+    at_start = probe(model)
+    assert at_start == {"theta_distance": 0.0, "feature_distance": 0.0, "feature_cosine": pytest.approx(1.0, abs=1e-6)}
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+    inputs = model.encode_examples(probe_set)
+    model.train()
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(**inputs), torch.tensor([e.label for e in probe_set])).backward()
+        optimizer.step()
+    moved = probe(model)
+    assert model.training  # the probe restores the mode
+    # independently: the pre-trained copy's and the student's pooled features, eval mode, one batch
+    with torch.no_grad():
+        model.eval()
+        student = model.features(**inputs)
+        reference = encoder_features(pretrained, model.spec.pooling, inputs["input_ids"], inputs["attention_mask"], inputs.get("token_type_ids"))
+    assert moved["feature_distance"] > 0.01 and moved["feature_distance"] == pytest.approx((student - reference).norm(dim=-1).mean().item(), rel=1e-4)
+    assert moved["feature_cosine"] < 1 and moved["feature_cosine"] == pytest.approx(F.cosine_similarity(student, reference).mean().item(), abs=1e-5)
+    theta = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(model.encoder.parameters(), pretrained.parameters())))
+    assert moved["theta_distance"] == pytest.approx(theta.item(), rel=1e-4)
+
+
+def test_head_is_the_papers_mlp_without_dropout_and_older_models_keep_theirs(tokenizer, tmp_path):
+    from riftkit.models import build_classifier, random_encoder, save_classifier
+
+    assert ModelConfig().head_dropout == 0.0
+    model = build_classifier(random_encoder(tokenizer.vocab_size), tokenizer, SENTIMENT, "tiny")  # the defaults
+    layers = [m for m in model.head if not isinstance(m, torch.nn.Identity)]
+    assert [type(m) for m in layers] == [torch.nn.Linear, torch.nn.ReLU, torch.nn.Linear]  # Linear(H, 256) - ReLU - Linear(256, C)
+    assert (layers[0].in_features, layers[0].out_features, layers[2].out_features) == (64, 256, 2)
+    assert not any(isinstance(m, torch.nn.Dropout) for m in model.head.modules())
+    # a model saved with head dropout (riftkit.json records 0.1) reloads with it and with its weights
+    older = build_classifier(random_encoder(tokenizer.vocab_size), tokenizer, SENTIMENT, "tiny", head_dropout=0.1, seed=1)
+    reloaded = load_classifier(save_classifier(older, tmp_path / "older"))
+    assert reloaded.spec.head_dropout == 0.1 and isinstance(reloaded.head[0], torch.nn.Dropout) and reloaded.head[0].p == 0.1
+    assert all(torch.equal(a, b) for a, b in zip(reloaded.head.state_dict().values(), older.head.state_dict().values()))
+    assert reloaded.head.state_dict().keys() == model.head.state_dict().keys()
+
+
+def test_standard_selected_by_dev_robust_accuracy_says_so(make_tiny, tmp_path, monkeypatch):
+    """The paper's selection for every method: a Standard run with select_metric dev_robust_ascc keeps the epoch
+    of highest dev robust accuracy, and its summary and saved model say which metric chose it."""
+    from .test_rift import SUBS
+
+    monkeypatch.setattr("riftkit.training.loop.load_substitutions", lambda *a, **k: SUBS)
+    config = tiny_config(tmp_path, epochs=3, select_metric="dev_robust_ascc", select_max_examples=4, select_attack_steps=2)
+    result = train(config, toy_splits(), model=make_tiny(), evaluate_test=False)
+    evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["event"] == "eval"]
+    best = max(evals, key=lambda r: r["dev_robust_ascc"])  # the first of the highest
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())["best_dev"]
+    saved = json.loads((tmp_path / "run" / "best" / "riftkit.json").read_text())["extra"]
+    assert summary["selected_by"] == saved["selected_by"] == "dev_robust_ascc"
+    assert summary["dev_robust_ascc"] == best["dev_robust_ascc"] and summary["step"] == best["step"] == saved["step"]
 
 
 def test_standard_fine_tuning_of_embedded_minilm_on_sst2(data_dir, tmp_path):

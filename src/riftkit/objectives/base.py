@@ -18,6 +18,8 @@ class TrainBatch:
     examples: Sequence[Example]
     inputs: BatchEncoding  # tokenised examples, on the model's device
     labels: torch.Tensor
+    # Each example's index in the training set [B] (the info term's queue masks an anchor's own example by it).
+    indices: torch.Tensor | None = None
 
 
 @dataclass

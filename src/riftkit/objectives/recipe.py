@@ -1,12 +1,12 @@
 """A method is a combination of pieces, chosen by the config (RIFT is a combination, not a fork).
 
-| method      | task term                  | + on top                                        |
-|-------------|----------------------------|-------------------------------------------------|
-| standard    | CE                         |                                                 |
-| adv         | CE + beta KL (Eq. 9, ASCC) |                                                 |
-| adv_ptwd    | CE + beta KL               | lambda ||theta - theta_0||                      |
-| adv_mixout  | CE + beta KL               | Mixout(p) on the encoder                        |
-| rift        | CE + beta KL               | alpha * conditional InfoNCE vs frozen F0 (Eq. 11) |
+| method      | task term                  | + on top                                           |
+|-------------|----------------------------|----------------------------------------------------|
+| standard    | CE                         |                                                    |
+| adv         | CE + beta KL (Eq. 9, ASCC) |                                                    |
+| adv_ptwd    | CE + beta KL               | lambda ||theta - theta_0||                         |
+| adv_mixout  | CE + beta KL               | Mixout(p) on every encoder Linear, its dropout off |
+| rift        | CE + beta KL               | alpha * conditional InfoNCE vs frozen F0 (Eq. 11)  |
 
 PTWD, Mixout and the info term are independent switches (``objective.ptwd_weight``,
 ``objective.mixout_p``, ``objective.info``); the method names set or require them.
@@ -23,7 +23,7 @@ from ..substitutions.sets import SubstitutionSet
 from .ascc import ASCCAdversary
 from .base import ObjectiveOutput, TrainBatch
 from .info import InfoNCELoss
-from .mixout import apply_mixout
+from .mixout import apply_mixout, disable_dropout
 from .ptwd import PretrainedWeightDecay
 from .robust import AdversarialObjective
 from .task import StandardObjective
@@ -51,7 +51,7 @@ class Recipe:
         out = self.task_term(model, batch)
         if self.info is not None:
             teacher_features = self.teacher(batch.inputs)  # clean inputs only
-            loss_info, metrics = self.info(out.features[self.info_on], teacher_features, batch.labels)
+            loss_info, metrics = self.info(out.features[self.info_on], teacher_features, batch.labels, batch.indices)
             out.loss = out.loss + self.alpha * loss_info
             out.metrics.update(metrics)
         if self.ptwd is not None:
@@ -69,6 +69,8 @@ def build_objective(method: str, config: ObjectiveConfig, model: Classifier, sub
         raise ValueError("train.method=adv_ptwd needs objective.ptwd_weight > 0 (lambda of ||theta - theta_0||)")
     if method == "adv_mixout" and config.mixout_p <= 0:
         raise ValueError("train.method=adv_mixout needs objective.mixout_p > 0")
+    if not 0.0 <= config.mixout_p <= 1.0:
+        raise ValueError(f"objective.mixout_p must be in [0, 1], got {config.mixout_p}")
     info_kind = config.info if config.info != "auto" else ("conditional" if method == "rift" else "none")
     if method == "rift" and info_kind == "none":
         raise ValueError("train.method=rift needs an info term: objective.info conditional (RIFT) or unconditional (the I(S;T) ablation)")
@@ -90,6 +92,8 @@ def build_objective(method: str, config: ObjectiveConfig, model: Classifier, sub
         info = InfoNCELoss(model.encoder.config.hidden_size, len(model.spec.label_names), conditional=info_kind == "conditional",
                            temperature=config.info_temperature, queue_size=config.info_queue_size).to(model.device)
     if config.mixout_p > 0:
+        # Lee et al.'s setting: Mixout on every Linear of the encoder, and no dropout in it (Mixout replaces it)
         apply_mixout(model.encoder, config.mixout_p)
+        disable_dropout(model.encoder)
     ptwd = PretrainedWeightDecay(model.encoder, config.ptwd_weight) if config.ptwd_weight > 0 else None
     return Recipe(task_term, ptwd, info, teacher, config.alpha, config.info_on)
