@@ -17,6 +17,7 @@ from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.examples import Example, TaskSpec
 from ..data.pretokenize import PRETOKENIZER_VERSION
+from .encoder import quiet_transformers
 
 Segments = tuple[tuple[str, ...], ...]
 
@@ -134,7 +135,8 @@ class Classifier(nn.Module):
         second = [list(segments[1])] if self.spec.task_kind == "pair" else None
         kwargs = {"is_split_into_words": True, "add_special_tokens": True}
         cut = self.tokenizer(first, second, truncation=True, max_length=self.spec.max_length, **kwargs)
-        whole = self.tokenizer(first, second, truncation=False, **kwargs)
+        with quiet_transformers():  # the untruncated encoding may exceed the model's limit: only counted, never run
+            whole = self.tokenizer(first, second, truncation=False, **kwargs)
 
         def tokens_per_word(encoding) -> dict[tuple[int, int], int]:
             counts: dict[tuple[int, int], int] = {}

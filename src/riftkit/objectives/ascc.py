@@ -19,6 +19,9 @@ restored; gradients of the search reach only z, never the model.
 
 from __future__ import annotations
 
+import math
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
@@ -73,21 +76,27 @@ class ASCCAdversary:
 
     def search(
         self, model: Classifier, inputs: BatchEncoding, hull: Hull, target: torch.Tensor,
-        generator: torch.Generator | None = None, measure_end: bool = False,
+        generator: torch.Generator | None = None, measure_end: bool = False, init: torch.Tensor | None = None,
     ) -> AdversaryResult:
         """``target``: clean logits (loss "kl") or labels (loss "ce").
 
         ``measure_end`` spends one more forward pass to report the objective at the final weights.
+        ``init``: starting logits z [B, W, K] (default: the Kaiming-normal draw from ``generator``);
+        the white-box attack draws them per example so that they do not depend on the batch.
         """
         was_training = model.training
         model.eval()
         try:
             B, W, K = hull.candidate_mask.shape
-            init = torch.empty(B, W, K, 1)
-            if init.numel():
-                # fan-in as in the authors' [B, L, K, 1] draw: near-uniform starting weights
-                nn.init.kaiming_normal_(init, generator=generator)
-            z = init.squeeze(-1).to(hull.candidate_mask.device).requires_grad_(True)
+            if init is None:
+                init = torch.empty(B, W, K, 1)
+                if init.numel():
+                    # fan-in as in the authors' [B, L, K, 1] draw: near-uniform starting weights
+                    nn.init.kaiming_normal_(init, generator=generator)
+                init = init.squeeze(-1)
+            elif init.shape != (B, W, K):
+                raise ValueError(f"init must have the hull's shape {(B, W, K)}, got {tuple(init.shape)}")
+            z = init.detach().clone().to(hull.candidate_mask.device).requires_grad_(True)
             optimizer = torch.optim.Adam([z], lr=self.lr)
             target = target.detach()
             with torch.no_grad():  # the search moves z only: look the candidates up once
@@ -109,3 +118,24 @@ class ASCCAdversary:
             return AdversaryResult(weights, start if start is not None else end, end)
         finally:
             model.train(was_training)
+
+
+def start_logits(hull: Hull, keys: Sequence[str], seed: int, round_: int, length: int) -> torch.Tensor:
+    """Random starting logits z [B, W, K] for the search, one independent stream per example.
+
+    Example b's rows come from a generator keyed by (seed, keys[b], round_) alone (round_: the
+    training step or evaluation round), so its start is the same whichever examples share its
+    batch, and differs between steps. The scale is fixed, std = sqrt(2 / (length * K)): the
+    Kaiming fan-in of the authors' [B, L, K, 1] draw, whose L is their fixed padded length
+    (here the model's max_length), so it depends neither on the batch nor on the text's length.
+    Rows past an example's own words (batch padding) stay 0.
+    """
+    B, W, K = hull.candidate_mask.shape
+    std = math.sqrt(2.0 / (max(length, 1) * K))
+    z = torch.zeros(B, W, K)
+    for b, key in enumerate(keys):
+        words = len(hull.words[b])
+        if words:
+            generator = torch.Generator().manual_seed(zlib.crc32(f"{seed}\x00{key}\x00{round_}".encode()))
+            z[b, :words] = torch.randn(words, K, generator=generator) * std
+    return z

@@ -13,30 +13,39 @@ import torch.nn.functional as F
 
 from ..models.classifier import Classifier
 from ..substitutions.hull import HullBuilder
-from .ascc import ASCCAdversary, kl_divergence
+from .ascc import ASCCAdversary, kl_divergence, start_logits
 from .base import ObjectiveOutput, TrainBatch
 
 
 class AdversarialObjective:
     def __init__(self, adversary: ASCCAdversary, hulls: HullBuilder, beta: float, segments: tuple[int, ...], seed: int = 0):
         self.adversary, self.hulls, self.beta, self.segments = adversary, hulls, beta, segments
-        # The adversary's random starts have their own generator: its state is explicit (checkpointable)
-        # and adding the adversary does not shift the random stream of dropout.
-        self.generator = torch.Generator().manual_seed(seed)
+        # Random starts are keyed by (seed, example uid, step) (ascc.start_logits): an example's x_hat does not
+        # depend on its batch mates, and adding the adversary does not shift the random stream of dropout.
+        self.seed = seed
+        self.step = 0  # calls so far: the round of the next search (checkpointable state)
 
-    def adversarial_embeddings(self, model: Classifier, batch: TrainBatch) -> torch.Tensor:
+    def starts(self, model: Classifier, batch: TrainBatch, step: int, hull=None) -> torch.Tensor:
+        """The search's starting logits [B, W, K] for ``batch`` at training step ``step``."""
+        hull = hull if hull is not None else self.hulls.build(batch.examples, batch.inputs, self.segments)
+        return start_logits(hull, [e.uid for e in batch.examples], self.seed, step, model.spec.max_length)
+
+    def adversarial_embeddings(self, model: Classifier, batch: TrainBatch, step: int | None = None) -> torch.Tensor:
         """x_hat of Eq. 8 as input embeddings (weights fixed, embedding table live for the outer gradient)."""
-        hull = self.hulls.build(batch.examples, batch.inputs, self.segments).to(model.device)
+        hull = self.hulls.build(batch.examples, batch.inputs, self.segments)
+        init = self.starts(model, batch, self.step if step is None else step, hull)
+        hull = hull.to(model.device)
         with torch.no_grad():
             was_training = model.training
             model.eval()
             clean_eval_logits = model(**batch.inputs)  # the adversary's target: p_clean without dropout
             model.train(was_training)
-        found = self.adversary.search(model, batch.inputs, hull, clean_eval_logits, self.generator)
+        found = self.adversary.search(model, batch.inputs, hull, clean_eval_logits, init=init.to(model.device))
         return hull.mix(found.weights, model.word_embeddings)
 
     def __call__(self, model: Classifier, batch: TrainBatch) -> ObjectiveOutput:
         adv_embeds = self.adversarial_embeddings(model, batch)
+        self.step += 1
         # clean pass first, as in Standard, so that with beta = 0 the random draws (dropout) are Standard's
         features = model.features(**batch.inputs)
         logits = model.head(features)
