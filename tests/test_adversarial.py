@@ -129,10 +129,33 @@ def test_search_does_not_decrease_its_objective(planted, sparse_weight):
     found = ASCCAdversary(steps=10, sparse_weight=sparse_weight).search(model, inputs, hull, clean, torch.Generator().manual_seed(0), measure_end=True)
     assert found.objective_end.sum() > found.objective_start.sum()
     assert (found.objective_end >= found.objective_start - 1e-6).all()
-    if sparse_weight == 0.0:  # then the objective is the KL itself
-        with torch.no_grad():
-            adv = model(inputs_embeds=hull.mix(found.weights, model.word_embeddings), attention_mask=inputs["attention_mask"])
-        torch.testing.assert_close(kl_divergence(clean, adv), found.objective_end, atol=1e-5, rtol=1e-4)
+    with torch.no_grad():
+        adv = model(inputs_embeds=hull.mix(found.weights, model.word_embeddings), attention_mask=inputs["attention_mask"])
+    # KL(p_clean || p_adv) per example by PyTorch's own kl_div (input: log q, target: log p)
+    kl = F.kl_div(F.log_softmax(adv, -1), F.log_softmax(clean, -1), log_target=True, reduction="none").sum(-1)
+    assert kl.max() > 1.0  # not a trivial comparison: the planted flip moves the prediction far from the clean one
+    # the objective is that KL minus lambda x (summed entropy of the word weights) / 38400
+    probs = found.weights.clamp_min(1e-30)
+    entropy = -(found.weights * probs.log()).masked_fill(~hull.candidate_mask, 0).sum((-1, -2))
+    torch.testing.assert_close(found.objective_end, kl - sparse_weight * entropy / 38400, atol=1e-5, rtol=1e-4)
+
+
+def test_larger_sparse_weight_gives_sparser_weights(planted):
+    """adv_sparse_weight pushes each word's weights towards one candidate (a vertex of the hull)."""
+    model, _ = planted
+    batch = examples_of("a good film", "the good plot", "good good film", "the bad man")
+    inputs = model.encode_examples(batch)
+    hull = HullBuilder(model.tokenizer, SUBS).build(batch, inputs, [0])
+    with torch.no_grad():
+        clean = model.eval()(**inputs)
+    words = hull.candidate_mask.sum(-1) > 1  # words with a choice to make
+    entropies = []
+    for sparse_weight in (0.0, 15.0, 1500.0, 150000.0):
+        w = ASCCAdversary(steps=10, sparse_weight=sparse_weight).search(model, inputs, hull, clean, torch.Generator().manual_seed(0)).weights
+        entropy = -(w * w.clamp_min(1e-30).log()).masked_fill(~hull.candidate_mask, 0).sum(-1)  # nats, per word
+        entropies.append(entropy[words].mean().item())
+    assert all(a > b for a, b in zip(entropies, entropies[1:])), entropies
+    assert entropies[-1] < 0.1 * entropies[0], entropies
 
 
 def test_search_never_touches_model_gradients(make_tiny):
@@ -233,7 +256,7 @@ def test_mixout_p0_is_identity_and_evaluation_uses_learned_weights():
     assert ((draws.mean(0) - learned).abs() <= 5 * standard_error + 1e-5).all()
     assert not torch.equal(draws[0], draws[1])
     with pytest.raises(ValueError):
-        Mixout(pretrained, 1.0)
+        Mixout(pretrained, 1.5)  # p = 1 is allowed (the pre-trained weight); above 1 is not
 
 
 def test_mixout_model_trains_saves_and_reloads_learned_weights(make_tiny, tmp_path):
@@ -260,10 +283,11 @@ def test_mixout_model_trains_saves_and_reloads_learned_weights(make_tiny, tmp_pa
 # -- the white-box ASCC attack on a planted weakness -------------------------------------------------
 
 
-def test_ascc_attack_finds_the_planted_flip_and_every_success_is_real(planted):
+@pytest.mark.parametrize("decode", ["single", "strong"])
+def test_ascc_attack_finds_the_planted_flip_and_every_success_is_real(planted, decode):
     model, subs = planted
     victims = [Example((("the", "good", "film"),), 1, "v1"), Example((("a", "good", "plot"),), 1, "v2"), Example((("the", "bad", "film"),), 0, "v3")]
-    outcomes = ASCCAttack(model, HullBuilder(model.tokenizer, subs), steps=10).attack(victims)
+    outcomes = ASCCAttack(model, HullBuilder(model.tokenizer, subs), steps=10, decode=decode).attack(victims)
     assert outcomes[0].outcome == "succeeded" and outcomes[1].outcome == "succeeded"
     for victim, outcome in zip(victims, outcomes):
         # substitutions stay inside the set and at the changed positions only
@@ -277,4 +301,5 @@ def test_ascc_attack_finds_the_planted_flip_and_every_success_is_real(planted):
             assert model.predict_proba([outcome.adversarial]).argmax().item() != victim.label
     summary = robust_accuracy(outcomes)
     assert summary["n"] == 3 and summary["robust_accuracy"] <= 1 / 3
-    assert all(o.queries == 12 for o in outcomes)  # 10 search steps + clean + confirming pass
+    if decode == "single":
+        assert all(o.queries == 12 for o in outcomes)  # 10 search steps + clean + confirming pass

@@ -159,10 +159,13 @@ class AttackConfig:
     temperature: float = 0.3  # parent selection: softmax(fitness / temperature)
     ascc_steps: int = 10  # Adam steps of the white-box ASCC search
     # How the ASCC attack turns the relaxed search into texts (attacks/ascc.py): "single" = the paper's one argmax
-    # decode; "strong" = exact enumeration of small neighbourhoods, else restarts and next-best candidates.
+    # decode; "strong" = exact enumeration of small neighbourhoods, else restarts, each scoring its argmax text and
+    # one-word moves of it. Defaults chosen on SST-2 by benchmarks/ascc_strength.py --sweep.
     ascc_decode: Literal["single", "strong"] = "strong"
-    ascc_restarts: int = 2  # strong: searches after the first, from new random starts, while no flip is found
-    ascc_candidates: int = 16  # strong: texts per search besides its argmax (one word moved to a next-best candidate)
+    ascc_restarts: int = 1  # strong: searches after the first, from new random starts, while no flip is found
+    # strong: per search, at most this many moves of one argmax word to another hull candidate (highest weight
+    # first), and as many to a substitute of another subword length (outside the hull)
+    ascc_candidates: int = 16
     ascc_enumerate_max: int = 64  # strong: score every substituted text when there are at most this many (exact)
     # Query budget per example: distinct texts a black-box search may ask about (null: none, the paper's
     # protocol). A search that spends it stops; the example counts as failed (stop_reason query_budget).

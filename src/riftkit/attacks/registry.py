@@ -58,6 +58,8 @@ def _common(setup: AttackSetup) -> dict:
         "in_flight": c.in_flight,
         "batch_size": c.batch_size,
         "cache_size": c.cache_size,
+        "query_budget": c.query_budget,
+        "attack_truncated_words": c.attack_truncated_words,
     }
 
 
@@ -77,8 +79,14 @@ def build_ascc(setup: AttackSetup):
     from .ascc import ASCCAttack
 
     c = setup.config
+    for name in ("ascc_steps", "ascc_restarts", "ascc_candidates", "ascc_enumerate_max"):
+        if getattr(c, name) < 0:
+            raise ConfigError(f"attack.{name}: must be >= 0, got {getattr(c, name)}")
     hulls = HullBuilder(setup.model.tokenizer, setup.substitutions)
-    return ASCCAttack(setup.model, hulls, steps=c.ascc_steps, batch_size=c.in_flight, seed=c.seed)
+    return ASCCAttack(
+        setup.model, hulls, steps=c.ascc_steps, batch_size=c.in_flight, seed=c.seed, decode=c.ascc_decode,
+        restarts=c.ascc_restarts, candidates=c.ascc_candidates, enumerate_max=c.ascc_enumerate_max, forward_batch_size=c.batch_size,
+    )
 
 
 ATTACKS: dict[str, Callable[[AttackSetup], Attack]] = {

@@ -1,0 +1,192 @@
+"""The white-box ASCC attack's discrete step: it must find the flips that enumeration finds.
+
+A tiny model is taught a polarity per word, so single substitutions flip short
+texts; some flipping substitutes have another subword length than their word
+("bad" -> "lou ##sy", "boring" -> "ted ##ious"), which the hull cannot hold.
+"""
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from riftkit.attacks.ascc import ASCCAttack
+from riftkit.attacks.registry import AttackSetup, build_attack
+from riftkit.config import AttackConfig, ConfigError, ExperimentConfig
+from riftkit.data import DatasetSplits, Example
+from riftkit.models import build_classifier, random_encoder
+from riftkit.substitutions import SubstitutionSet
+from riftkit.substitutions.hull import HullBuilder
+from riftkit.training.loop import DevEvaluator
+
+from .conftest import SENTIMENT
+
+SUBS = SubstitutionSet({
+    "bad": ["poor", "awful", "lousy", "wicked"],  # lousy: 2 tokens, positive; wicked: 1 token, positive
+    "good": ["fine", "nice", "decent"],
+    "boring": ["dull", "tedious", "monotonous"],  # tedious: 2 tokens, positive; monotonous: 3 tokens
+    "film": ["movie", "picture"],
+    "plot": ["story"],
+})
+POLARITY = {"bad": -1, "poor": -1, "awful": -1, "lousy": 1, "wicked": 1, "good": 1, "fine": -1, "nice": 1, "decent": 1,
+            "boring": -1, "dull": -1, "tedious": 1, "monotonous": -1, "film": 0, "movie": 0, "picture": 0.4, "plot": 0, "story": -0.4}
+VICTIMS = ["bad", "good", "boring", "bad film", "good plot", "boring film", "good film", "bad plot", "film", "nice film", "dull plot"]
+
+
+def label_of(words) -> int:
+    return int(sum(POLARITY.get(w, 0) for w in words) > 0)
+
+
+@pytest.fixture(scope="module")
+def polar(tokenizer):
+    """A tiny classifier trained to sum the words' polarities (a few seconds)."""
+    torch.manual_seed(0)
+    model = build_classifier(random_encoder(tokenizer.vocab_size, seed=0), tokenizer, SENTIMENT, "tiny", max_length=16, head_dropout=0.0, seed=0)
+    vocabulary = list(POLARITY)
+    texts = [(w,) for w in vocabulary] + [(a, b) for a in vocabulary for b in ("film", "plot")]
+    texts = [t for t in texts if sum(POLARITY[w] for w in t) != 0]
+    batch = [Example((t,), label_of(t)) for t in texts]
+    inputs, labels = model.encode_examples(batch), torch.tensor([e.label for e in batch])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    model.train()
+    for _ in range(40):
+        loss = F.cross_entropy(model(**inputs), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    return model.eval()
+
+
+def victims():
+    return [Example((tuple(t.split()),), label_of(t.split()), uid=f"v{i}") for i, t in enumerate(VICTIMS)]
+
+
+def brute_force(model, example: Example) -> list[tuple[tuple[str, ...], float]]:
+    """Every flipping text of the example's whole neighbourhood, with its true-class probability."""
+    words = example.segments[0]
+    texts = [t for t in itertools.product(*[(w, *SUBS[w]) for w in words]) if t != words]
+    probs = model.predict_proba([(t,) for t in texts])
+    return [(t, float(p[example.label])) for t, p in zip(texts, probs) if int(p.argmax()) != example.label]
+
+
+def attack(model, examples, **kwargs):
+    return ASCCAttack(model, HullBuilder(model.tokenizer, SUBS), steps=10, **kwargs).attack(examples)
+
+
+def test_strong_finds_every_flip_that_enumeration_finds(polar):
+    examples = victims()
+    results = attack(polar, examples)
+    truth = {e.uid: brute_force(polar, e) for e in examples}
+    clean = polar.predict_proba([e.segments for e in examples]).argmax(-1).tolist()
+    attacked = [e for e, p in zip(examples, clean) if p == e.label]
+    assert sum(bool(truth[e.uid]) for e in attacked) >= 4 and any(not truth[e.uid] for e in attacked)  # the test has teeth
+    expected = ["skipped" if p != e.label else "succeeded" if truth[e.uid] else "failed" for e, p in zip(examples, clean)]
+    assert [r.outcome for r in results] == expected
+    for example, result, pred in zip(examples, results, clean):
+        if pred != example.label:
+            continue
+        flips = truth[example.uid]
+        if flips:
+            # the reported text: fewest substitutions, then the lowest true-class probability
+            changes = lambda t: sum(a != b for a, b in zip(t, example.segments[0]))  # noqa: E731
+            best = min(flips, key=lambda f: (changes(f[0]), f[1]))
+            assert result.adversarial[0] == best[0]
+            assert polar.predict_proba([result.adversarial]).argmax().item() != example.label
+        # exact enumeration: clean pass + every text of the neighbourhood, no search
+        size = 1
+        for w in example.segments[0]:
+            size *= 1 + len(SUBS[w])
+        assert result.queries == 1 + size - 1
+
+
+def test_single_decode_misses_flips_outside_the_hull(polar):
+    """The paper's variant cannot reach "bad" -> "lousy" (2 tokens); the strong variant enumerates it."""
+    example = Example((("bad",),), 0, "lousy-only")
+    only_lousy = SubstitutionSet({"bad": ["poor", "lousy"]})
+    hulls = HullBuilder(polar.tokenizer, only_lousy)
+    assert polar.predict_proba([(("lousy",),)]).argmax().item() == 1 and polar.predict_proba([(("bad",),)]).argmax().item() == 0
+    assert ASCCAttack(polar, hulls, decode="single").attack([example])[0].outcome == "failed"
+    strong = ASCCAttack(polar, hulls).attack([example])[0]
+    assert strong.outcome == "succeeded" and strong.adversarial == (("lousy",),)
+
+
+def test_search_path_scores_the_whole_neighbourhood_of_a_one_word_text(polar):
+    """With enumeration off, the argmax text, its next-best hull candidates and the substitutes of another
+    subword length (outside the hull) cover every substitute of a one-word text."""
+    examples = [e for e in victims() if len(e.segments[0]) == 1]
+    results = attack(polar, examples, enumerate_max=0, restarts=0, candidates=8)
+    for example, result in zip(examples, results):
+        if result.outcome == "skipped":
+            continue
+        assert (result.outcome == "succeeded") == bool(brute_force(polar, example))
+        # clean + 10 steps + every substitute once
+        assert result.queries == 1 + 10 + len(SUBS[example.segments[0][0]])
+    hulls = HullBuilder(polar.tokenizer, SUBS)
+    boring = next(r for e, r in zip(examples, results) if e.segments[0] == ("boring",))
+    assert boring.adversarial == (("tedious",),) and hulls.usable_substitutes("boring") == [("dull", hulls.token_ids("dull"))]
+
+
+def test_single_decode_is_the_papers_pipeline(polar):
+    from riftkit.objectives.ascc import ASCCAdversary
+
+    examples = victims()
+    results = attack(polar, examples, decode="single", seed=3)
+    hulls = HullBuilder(polar.tokenizer, SUBS)
+    inputs = polar.encode_examples(examples)
+    hull = hulls.build(examples, inputs, [0])
+    found = ASCCAdversary(steps=10, loss="ce").search(polar, inputs, hull, torch.tensor([e.label for e in examples]), torch.Generator().manual_seed(3))
+    decoded = hull.decode(examples, found.weights)
+    predictions = polar.predict_proba([d.segments for d, _ in decoded]).argmax(-1).tolist()
+    for result, (adv, _), pred in zip(results, decoded, predictions):
+        assert result.queries == 12  # 10 steps + clean + confirming pass
+        if result.outcome != "skipped":
+            assert (result.outcome == "succeeded") == (pred != result.label)
+            if result.outcome == "succeeded":
+                assert result.adversarial == adv.segments
+
+
+def test_strong_result_does_not_depend_on_the_batch(polar):
+    """Restarts are drawn per (seed, uid): an example alone and in any batch gets the same result."""
+    examples = victims()[3:9]
+    kwargs = {"enumerate_max": 0, "restarts": 2, "candidates": 2, "seed": 5}
+    together = attack(polar, examples, batch_size=len(examples), **kwargs)
+    assert any(r.queries > 1 + 10 + 3 for r in together)  # some example ran a restart
+    for example, result in zip(examples, together):
+        alone = attack(polar, [example], **kwargs)[0]
+        assert (alone.outcome, alone.adversarial, alone.queries) == (result.outcome, result.adversarial, result.queries)
+    reordered = attack(polar, examples[::-1], batch_size=4, **kwargs)[::-1]
+    assert [(r.outcome, r.adversarial, r.queries) for r in reordered] == [(r.outcome, r.adversarial, r.queries) for r in together]
+
+
+def test_enumeration_stops_at_the_max_length_window(make_tiny):
+    model = make_tiny(max_length=4)  # [CLS] w1 w2 [SEP]: two words visible
+    example = Example((("bad", "film", "good", "plot", "boring"),), 0, "long")
+    ascc = ASCCAttack(model, HullBuilder(model.tokenizer, SUBS))
+    texts = ascc.neighbourhood(example)
+    assert len(texts) == 5 * 3 - 1 and all(t[2:] == example.segments[0][2:] for t in texts)
+    assert ASCCAttack(model, HullBuilder(model.tokenizer, SUBS), enumerate_max=13).neighbourhood(example) is None
+
+
+def test_config_chooses_the_decode_and_rejects_bad_values(polar):
+    def build(**fields):
+        return build_attack(AttackSetup(polar, SENTIMENT, SUBS, AttackConfig(attack="ascc", **fields)))
+
+    assert build().decode == "strong" and build(ascc_decode="single").decode == "single"
+    assert build(ascc_restarts=0, ascc_candidates=3).candidates == 3
+    with pytest.raises(ConfigError, match="attack.ascc_restarts"):
+        build(ascc_restarts=-1)
+
+
+def test_model_selection_uses_the_strong_decode(polar):
+    """DevEvaluator's robust accuracy is the strong attack with its defaults."""
+    examples = victims()
+    config = ExperimentConfig()
+    config.train.method, config.train.select_max_examples = "adv", None
+    hulls = HullBuilder(polar.tokenizer, SUBS)
+    evaluator = DevEvaluator(config, DatasetSplits(SENTIMENT, examples, examples, examples), polar, hulls)
+    strong = ASCCAttack(polar, hulls).attack(evaluator.robust_dev)
+    expected = sum(r.outcome == "failed" for r in strong) / len(strong)
+    assert evaluator.robust(polar, evaluator.robust_dev)["robust_accuracy"] == pytest.approx(expected)
+    single = ASCCAttack(polar, hulls, decode="single").attack(evaluator.robust_dev)
+    assert expected < sum(r.outcome == "failed" for r in single) / len(single)
