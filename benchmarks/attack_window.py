@@ -91,16 +91,20 @@ def main() -> None:
                              "query_ratio_before_over_after": round(before["row"]["mean_queries"] / max(after["row"]["mean_queries"], 1e-9), 2),
                              "wall_ratio_before_over_after": round(before["row"]["wall_s"] / max(after["row"]["wall_s"], 1e-9), 2)}
         print(f"{attack}: {agreement[attack]}", flush=True)
+        write(args.out, args.model, data, model, rows, agreement)  # after each attack: a finished number is never lost
 
     header = f"{'attack':<8} {'window':<24} {'n':>4} {'robust':>7} {'words':>7} {'attackable':>10} {'queries':>9} {'wall s':>8}"
     print(header)
     for r in rows:
         print(f"{r['attack']:<8} {r['window']:<24} {r['n']:>4} {r['robust_accuracy']:>7.3f} {r['mean_words']:>7.1f} "
               f"{r['mean_attackable_words']:>10.1f} {r['mean_queries']:>9.1f} {r['wall_s']:>8.1f}")
-    out = {"model": args.model, "data": data.dataset, "max_length": model.spec.max_length, "rows": rows, "agreement": agreement,
-           "note": "same seeded test reviews, one process; Genetic without the LM constraint; queries = distinct texts per attacked example"}
-    Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"-> {args.out}")
+
+
+def write(path: str, model_path: str, data: DataConfig, model, rows: list[dict], agreement: dict) -> None:
+    out = {"model": model_path, "data": data.dataset, "max_length": model.spec.max_length, "rows": rows, "agreement": agreement,
+           "note": "same seeded test reviews, one process; Genetic without the LM constraint; queries = distinct texts per attacked example"}
+    Path(path).write_text(json.dumps(out, indent=2) + "\n")
 
 
 if __name__ == "__main__":
