@@ -46,6 +46,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
+from transformers import BatchEncoding
 
 from ..config import AttackConfig
 from ..data.examples import Example
@@ -168,17 +169,19 @@ class ASCCAttack:
         was_training = model.training
         model.eval()
         try:
+            inputs = model.encode_examples(examples).to(model.device)
             with torch.no_grad():
-                predictions = model(**model.encode_examples(examples).to(model.device)).argmax(-1).tolist()
+                predictions = model(**inputs).argmax(-1).tolist()
             states = [_State(e, e.segments[segment]) for e in examples]
             attacked = [i for i, (e, p) in enumerate(zip(examples, predictions)) if p == e.label]
-            neighbourhoods = {i: self.neighbourhood(examples[i]) for i in attacked}
+            neighbourhoods = {i: self.neighbourhood(examples[i], visible=lambda i=i: self._visible(states[i])) for i in attacked}
             self._score([(states[i], texts) for i, texts in neighbourhoods.items() if texts is not None])
             pending = [i for i in attacked if neighbourhoods[i] is None]
+            hull = self.hulls.build(examples, inputs, self.segments) if pending else None  # built once, sliced per round
             for round_ in range(1 + self.restarts):
                 pending = [i for i in pending if states[i].flip is None]
                 if pending:
-                    pending = self._search_round([states[i] for i in pending], pending, round_)
+                    pending = self._search_round(states, pending, inputs, hull, round_)
         finally:
             model.train(was_training)
         results = []
@@ -192,30 +195,29 @@ class ASCCAttack:
                 results.append(build_result(example, segment, state.flip.words, SUCCEEDED, state.queries, pred, state.flip.prediction))
         return results
 
-    def _search_round(self, states: list[_State], indices: list[int], round_: int) -> list[int]:
-        """Search ``round_`` (0: the first) from each state's random start for that round, then its discrete texts; returns the indices
-        worth another search (an example with no word in the hull gets its outside-hull texts once, no search)."""
+    def _search_round(self, states: list[_State], pending: list[int], inputs: BatchEncoding, hull: Hull, round_: int) -> list[int]:
+        """Search ``round_`` (0: the first) for the ``pending`` rows of the batch (``inputs``, ``hull``) from each
+        one's random start for that round, then score its discrete texts; returns the rows worth another search
+        (a row with no word in the hull gets its outside-hull texts once, no search)."""
         model = self.model
-        examples = [s.example for s in states]
-        inputs = model.encode_examples(examples).to(model.device)
-        hull = self.hulls.build(examples, inputs, self.segments)
         K = hull.candidate_mask.shape[-1]
-        requests = [(states[b], self.search_texts(hull, b, torch.zeros(0, K), states[b].words, self._visible(states[b])).all())
-                    for b in range(len(states)) if not hull.words[b]]
-        keep = [b for b in range(len(states)) if hull.words[b]]
-        if requests and keep:
-            states, indices, examples = [states[b] for b in keep], [indices[b] for b in keep], [examples[b] for b in keep]
-            inputs = model.encode_examples(examples).to(model.device)
-            hull = self.hulls.build(examples, inputs, self.segments)
-        if keep:
-            labels = torch.tensor([e.label for e in examples], device=model.device)
-            init = start_logits(hull, [s.example.uid for s in states], self.seed, round_, model.spec.max_length)
-            weights = self.adversary.search(model, inputs, hull.to(model.device), labels, init=init).weights.cpu()
-            for b, state in enumerate(states):
-                state.queries += self.adversary.steps
-                requests.append((state, self.search_texts(hull, b, weights[b], state.words, self._visible(state)).all()))
+        requests = [(states[i], self.search_texts(hull, i, torch.zeros(0, K), states[i].words, self._visible(states[i])).all())
+                    for i in pending if not hull.words[i]]
+        rows = [i for i in pending if hull.words[i]]
+        if rows:
+            # the rows as if encoded alone: the same padding width, hence the same numbers as a fresh encoding
+            index = torch.tensor(rows, device=inputs["attention_mask"].device)
+            width = int(inputs["attention_mask"][index].sum(-1).max())
+            sub_inputs = BatchEncoding({k: v[index, :width] for k, v in inputs.items()})
+            sub_hull = hull.select(rows, width)
+            labels = torch.tensor([states[i].example.label for i in rows], device=model.device)
+            init = start_logits(sub_hull, [states[i].example.uid for i in rows], self.seed, round_, model.spec.max_length)
+            weights = self.adversary.search(model, sub_inputs, sub_hull.to(model.device), labels, init=init).weights.cpu()
+            for b, i in enumerate(rows):
+                states[i].queries += self.adversary.steps
+                requests.append((states[i], self.search_texts(sub_hull, b, weights[b], states[i].words, self._visible(states[i])).all()))
         self._score(requests)
-        return indices if keep else []
+        return rows
 
     def _visible(self, state: _State) -> int:
         if state.visible is None:
@@ -255,9 +257,10 @@ class ASCCAttack:
         texts.outside_moves.extend(moved(i, sub) for _, i, _, sub in sorted(outside)[: self.candidates])
         return texts
 
-    def neighbourhood(self, example: Example) -> list[tuple[str, ...]] | None:
+    def neighbourhood(self, example: Example, visible: Callable[[], int] | None = None) -> list[tuple[str, ...]] | None:
         """Every substituted text of the attacked segment (full substitution set, words the model sees),
-        or None when there are more than ``enumerate_max``. The original text is not included."""
+        or None when there are more than ``enumerate_max``. The original text is not included.
+        ``visible``: gives the number of words the model sees, when already known (else it is computed)."""
         words = example.segments[self.segments[0]]
         substitutions = self.hulls.substitutions
 
@@ -273,7 +276,7 @@ class ASCCAttack:
 
         table = options(len(words))
         if table is None:  # words past the max_length window cannot change the prediction
-            table = options(self.model.visible_words(example.segments)[self.segments[0]])
+            table = options(visible() if visible else self.model.visible_words(example.segments)[self.segments[0]])
         if table is None:
             return None
         return [t for t in itertools.product(*table) if t != words]

@@ -52,6 +52,14 @@ class Hull:
     def to(self, device) -> Hull:
         return Hull(self.candidate_ids.to(device), self.word_of_token.to(device), self.candidate_mask.to(device), self.words)
 
+    def select(self, rows: Sequence[int], tokens: int | None = None) -> Hull:
+        """The hull of the sub-batch ``rows``, cut to its first ``tokens`` token positions (None: all) and to
+        its widest row's words: what :meth:`HullBuilder.build` gives for those examples encoded alone."""
+        index = torch.tensor(list(rows), dtype=torch.long, device=self.candidate_ids.device)
+        words = [self.words[r] for r in rows]
+        width = max((len(w) for w in words), default=0)
+        return Hull(self.candidate_ids[index, :tokens], self.word_of_token[index, :tokens], self.candidate_mask[index, :width], words)
+
     def token_weights(self, word_weights: torch.Tensor) -> torch.Tensor:
         """Spread per-word weights [B, W, K] onto tokens [B, T, K]; unperturbed tokens get one-hot on column 0."""
         B, T, K = self.candidate_ids.shape

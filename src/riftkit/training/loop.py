@@ -153,15 +153,19 @@ def train(
               train_examples=len(train_set), steps_per_epoch=len(sampler), device=str(device),
               pooling=model.spec.pooling, pooling_asked=config.model.pooling)
 
+    record_saved = False
+
     def evaluate_and_select(epoch_progress: float) -> None:
-        nonlocal best_weights
+        nonlocal best_weights, record_saved
         metric, values = evaluate_dev(model)
         improved = metric > state.best_metric
         if improved:
             state.best_metric, state.best_step, state.best_epoch = metric, state.step, epoch_progress
             best_weights = copy.deepcopy(model.state_dict())
             save_classifier(model, out / BEST_DIR, extra={"selected_by": evaluate_dev.metric, "dev": values, "step": state.step, "epoch": epoch_progress})
-            data_record.save(out / BEST_DIR)
+            if not record_saved:  # the record never changes: written once, with the first best/
+                data_record.save(out / BEST_DIR)
+                record_saved = True
         record = log.write("eval", step=state.step, epoch=round(epoch_progress, 4), **values, best=improved)
         state.history.append(record)
         (out / "train_state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
