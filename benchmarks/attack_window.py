@@ -12,6 +12,7 @@ substitutions inside the window are identical.
     RIFTKIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/attack_window.py \\
         --model runs/cpu-imdb128-standard/best --pwws 50 --genetic 10
 
+(``--pwws 0 --genetic 10 --out benchmarks/results/attack_window_genetic.json`` measures Genetic alone.)
 Writes benchmarks/results/attack_window.json. The Genetic runs use no LM
 constraint (``lm: none``), so that the two runs differ only in the window.
 """
@@ -76,7 +77,7 @@ def main() -> None:
     data = record.data_config() if record else IMDB128
     splits = load_splits(data, args.data_dir)
     subs = load_substitutions("counterfitted", args.data_dir)
-    reviews = sample(splits.test, args.pwws, seed=0)
+    reviews = sample(splits.test, max(args.pwws, args.genetic), seed=0)  # Genetic: the first N of the same sample
     rows, agreement = [], {}
     for attack, n in (("pwws", args.pwws), ("genetic", args.genetic)):
         if not n:
