@@ -7,7 +7,7 @@ For every SST-2 model: the same seeded 200 of the 500 dev phrases carved from
 train (``dataset: sst2, dev_size: 500``, as configs/cpu/sst2_adv.yaml; the
 sample that ``riftkit attack --split dev --n 200 data.dev_size=500`` takes),
 attacked by PWWS, ASCC with the paper's single decode and ASCC with the strong
-decode (defaults of AttackConfig). ASCC runs with the settings of model
+decode (defaults of attack.ascc, ASCCSearchConfig). ASCC runs with the settings of model
 selection (DevEvaluator: 10 steps, 32 examples per search, 32 texts per
 forward), so its wall time is the cost of one dev evaluation's robust metric.
 ``--sweep`` first tabulates the strong decode over a grid of restarts,
@@ -30,7 +30,7 @@ import torch
 
 from riftkit.attacks.base import outcome_rates
 from riftkit.attacks.registry import AttackSetup, build_attack
-from riftkit.config import AttackConfig, DataConfig
+from riftkit.config import ASCCSearchConfig, AttackConfig, DataConfig, from_dict
 from riftkit.data import Example, load_splits
 from riftkit.data.splits import sample
 from riftkit.models import load_classifier
@@ -40,14 +40,14 @@ from riftkit.substitutions import load_substitutions
 ONE_WORD = [("bad", 0), ("awful", 0), ("great", 1), ("good", 1), ("boring", 0), ("wonderful", 1), ("terrible", 0), ("fine", 1)]
 MAIN = {
     "pwws": {"attack": "pwws"},
-    "ascc-single": {"attack": "ascc", "ascc_decode": "single"},
+    "ascc-single": {"attack": "ascc", "ascc": {"decode": "single"}},
     "ascc-strong": {"attack": "ascc"},
 }
 SWEEP_RESTARTS, SWEEP_CANDIDATES, SWEEP_ENUMERATE = (0, 1, 2, 4), (0, 8, 16, 32), (0, 64, 256)
 
 
 def run(model, task, substitutions, examples, fields: dict) -> dict:
-    config = AttackConfig(**{"lm": "none", **fields})
+    config = from_dict(AttackConfig, {"lm": "none", **fields}, "attack")  # fields as in a YAML attack section
     attack = build_attack(AttackSetup(model, task, substitutions, config))
     start = time.perf_counter()
     results = attack.attack(examples)
@@ -68,7 +68,7 @@ def sweep(model, task, substitutions, examples, seed: int = 0) -> dict:
     so the first max(R)+1 searches with the top max(C) candidates, and exact enumeration of neighbourhoods
     up to max(E) texts, give every smaller setting. Queries are estimated (cross-search duplicates counted)."""
     R, C, E = max(SWEEP_RESTARTS), max(SWEEP_CANDIDATES), max(SWEEP_ENUMERATE)
-    config = AttackConfig(attack="ascc", lm="none", ascc_restarts=R, ascc_candidates=C, ascc_enumerate_max=E)
+    config = AttackConfig(attack="ascc", lm="none", ascc=ASCCSearchConfig(restarts=R, candidates=C, enumerate_max=E))
     attack = build_attack(AttackSetup(model, task, substitutions, config))
     segment = task.attacked_segment
     clean = model.predict_proba([e.segments for e in examples]).argmax(-1).tolist()

@@ -44,7 +44,7 @@ import textattack_env  # noqa: E402
 
 from riftkit.attacks.registry import AttackSetup, build_attack  # noqa: E402
 from riftkit.attacks.runner import summarize  # noqa: E402
-from riftkit.config import AttackConfig, DataConfig, resolve_data_dir  # noqa: E402
+from riftkit.config import AttackConfig, DataConfig, PWWSConfig, resolve_data_dir  # noqa: E402
 from riftkit.data import load_splits, sample  # noqa: E402
 from riftkit.models import load_classifier  # noqa: E402
 from riftkit.substitutions import load_substitutions  # noqa: E402
@@ -58,7 +58,7 @@ PAIRS = {"textattack-pwws": "pwws-adaptive", "textattack-genetic": "genetic", "t
 
 def run_riftkit(model, task, subs, examples, name: str, seed: int, batch_size: int) -> dict:
     # "pwws-adaptive": PWWS re-scoring substitutes on the current text, the variant TextAttack implements
-    config = AttackConfig(attack=name.removesuffix("-adaptive"), pwws_adaptive=name.endswith("-adaptive"), seed=seed, lm="none",
+    config = AttackConfig(attack=name.removesuffix("-adaptive"), pwws=PWWSConfig(adaptive=name.endswith("-adaptive")), seed=seed, lm="none",
                           batch_size=batch_size, in_flight=len(examples))
     attack = build_attack(AttackSetup(model=model, task=task, substitutions=subs, config=config))
     model_s = [0.0]

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from riftkit.attacks.ascc import ASCCAttack
 from riftkit.attacks.registry import AttackSetup, build_attack
-from riftkit.config import AttackConfig, ConfigError, ExperimentConfig
+from riftkit.config import ASCCSearchConfig, AttackConfig, ConfigError, ExperimentConfig
 from riftkit.data import DatasetSplits, Example
 from riftkit.models import build_classifier, random_encoder
 from riftkit.substitutions import SubstitutionSet
@@ -83,6 +83,9 @@ def test_strong_finds_every_flip_that_enumeration_finds(polar):
     assert sum(bool(truth[e.uid]) for e in attacked) >= 4 and any(not truth[e.uid] for e in attacked)  # the test has teeth
     expected = ["skipped" if p != e.label else "succeeded" if truth[e.uid] else "failed" for e, p in zip(examples, clean)]
     assert [r.outcome for r in results] == expected
+    for result in results:  # the record's class probabilities are the model's for its two texts
+        assert result.original_probs == pytest.approx(polar.predict_proba([result.original])[0].tolist(), abs=1e-4)
+        assert result.adversarial_probs == pytest.approx(polar.predict_proba([result.adversarial])[0].tolist(), abs=1e-4)
     for example, result, pred in zip(examples, results, clean):
         if pred != example.label:
             continue
@@ -170,12 +173,12 @@ def test_enumeration_stops_at_the_max_length_window(make_tiny):
 
 def test_config_chooses_the_decode_and_rejects_bad_values(polar):
     def build(**fields):
-        return build_attack(AttackSetup(polar, SENTIMENT, SUBS, AttackConfig(attack="ascc", **fields)))
+        return build_attack(AttackSetup(polar, SENTIMENT, SUBS, AttackConfig(attack="ascc", ascc=ASCCSearchConfig(**fields))))
 
-    assert build().decode == "strong" and build(ascc_decode="single").decode == "single"
-    assert build(ascc_restarts=0, ascc_candidates=3).candidates == 3
-    with pytest.raises(ConfigError, match="attack.ascc_restarts"):
-        build(ascc_restarts=-1)
+    assert build().decode == "strong" and build(decode="single").decode == "single"
+    assert build(restarts=0, candidates=3).candidates == 3
+    with pytest.raises(ConfigError, match=r"attack\.ascc\.restarts"):
+        build(restarts=-1)
 
 
 def test_model_selection_uses_the_strong_decode(polar):

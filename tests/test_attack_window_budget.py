@@ -9,7 +9,7 @@ import pytest
 from riftkit.attacks import PWWS, Genetic, WordSwap
 from riftkit.attacks.base import FAILED, QUERY_BUDGET, SKIPPED, SUCCEEDED
 from riftkit.attacks.runner import run_attack
-from riftkit.config import AttackConfig
+from riftkit.config import AttackConfig, GeneticConfig
 from riftkit.data import DatasetSplits, Example, read_file, sample
 from riftkit.substitutions import load_substitutions
 
@@ -144,7 +144,7 @@ def test_no_example_goes_over_its_query_budget(kind, budget):
 
 def test_budget_exhausted_examples_are_counted_in_the_summary(tmp_path, subs_file):
     splits, model = toy_splits(), LabelledVictim(WEIGHTS, bias=-1.0)
-    config = AttackConfig(attack="genetic", n=10, seed=1, substitutions=subs_file, population=8, generations=6, query_budget=3, lm="none")
+    config = AttackConfig(attack="genetic", n=10, seed=1, substitutions=subs_file, genetic=GeneticConfig(population=8, generations=6), query_budget=3, lm="none")
     summary = run_attack(model, splits, config, "toy-model", tmp_path, progress=False, log=lambda m: None)
     lines = [r for r in (tmp_path / "examples.jsonl").read_text().splitlines()]
     exhausted = sum('"stop_reason": "query_budget"' in line for line in lines)

@@ -261,9 +261,9 @@ def test_query_layer_cache_is_bounded_and_counts_per_owner():
     assert layer.release("a") == 3 and layer.queries("a") == 0
 
 
-@pytest.mark.parametrize("kind", ["pwws", "genetic"])
-def test_on_a_tiny_bert_every_success_is_a_real_flip(kind, make_tiny):
-    """A real (random, tiny) Classifier, its head bias moved so that one substitution of text 0 flips it."""
+def tiny_bert_with_a_planted_flip(make_tiny):
+    """A real (random, tiny) Classifier, its head bias moved so that one substitution of text 0 flips it;
+    the substitution set and five examples (text 2 misclassified)."""
     model = make_tiny(SENTIMENT, seed=3).eval()
     subs = SubstitutionSet({"good": ["nice", "fine", "decent"], "film": ["movie", "picture", "show"], "bad": ["poor", "awful"],
                             "story": ["tale", "plot"], "great": ["superb", "fine"], "boring": ["dull", "tedious"]})
@@ -280,12 +280,42 @@ def test_on_a_tiny_bert_every_success_is_a_real_flip(kind, make_tiny):
         segments = (tuple(text.split()),)
         predicted = int(model.predict_proba([segments])[0].argmax())
         examples.append(Example(segments, predicted if i != 2 else 1 - predicted, f"t{i}"))  # one misclassified
+    return model, subs, examples
+
+
+@pytest.mark.parametrize("kind", ["pwws", "genetic"])
+def test_on_a_tiny_bert_every_success_is_a_real_flip(kind, make_tiny):
+    model, subs, examples = tiny_bert_with_a_planted_flip(make_tiny)
     results = make(kind, model, subs, population=8, generations=5).attack(examples)
     assert results[0].outcome == SUCCEEDED and results[2].outcome == SKIPPED
     for r in results:
         check_inside_threat_model(r, subs, 0)
         if r.outcome == SUCCEEDED:
             assert int(model.predict_proba([r.adversarial])[0].argmax()) != r.label
+
+
+@pytest.mark.parametrize("kind", ["pwws", "genetic"])
+def test_records_hold_the_probabilities_of_both_predictions(kind, make_tiny):
+    """original_probs / adversarial_probs: the model's class probabilities for the two texts of the record."""
+    model, subs, examples = tiny_bert_with_a_planted_flip(make_tiny)
+    with torch.no_grad():  # a random tiny BERT is within 1e-4 of 0.5: sharpen it (same predictions) so 4 decimals tell the classes apart
+        model.head[-1].weight.mul_(1e4)
+        model.head[-1].bias.mul_(1e4)
+    results = make(kind, model, subs, population=8, generations=5).attack(examples)
+    assert {r.outcome for r in results} >= {SUCCEEDED, FAILED, SKIPPED}
+    classes = len(SENTIMENT.label_names)
+    for r in results:
+        record = r.to_record(SENTIMENT.segment_names)
+        for key, prediction, text in (("original_probs", record["original_prediction"], r.original),
+                                      ("adversarial_probs", record["adversarial_prediction"], r.adversarial)):
+            probs = record[key]
+            assert len(probs) == classes and sum(probs) == pytest.approx(1.0, abs=1e-3), (r.uid, key)
+            assert max(range(classes), key=probs.__getitem__) == prediction, (r.uid, key)
+            assert probs == pytest.approx(model.predict_proba([text])[0].tolist(), abs=1e-4), (r.uid, key)  # that text's own numbers
+        if r.outcome == SUCCEEDED:
+            assert record["adversarial_probs"][r.label] < record["original_probs"][r.label]
+        else:  # skipped or failed: the adversarial text is the original
+            assert record["adversarial_probs"] == record["original_probs"]
 
 
 def test_adaptive_pwws_rescores_each_words_substitutes_on_the_current_text():

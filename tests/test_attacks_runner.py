@@ -11,7 +11,7 @@ import pytest
 from riftkit.attacks import runner
 from riftkit.attacks.runner import ResultLog, run_attack, summarize
 from riftkit.cli import main
-from riftkit.config import AttackConfig, ConfigError
+from riftkit.config import AttackConfig, ConfigError, GeneticConfig
 from riftkit.data import DatasetSplits, Example
 from riftkit.models import save_classifier
 
@@ -45,7 +45,7 @@ def subs_file(tmp_path):
 
 
 def config(subs_file, attack, **kw) -> AttackConfig:
-    base = dict(attack=attack, n=10, seed=1, substitutions=subs_file, population=8, generations=6, in_flight=3)
+    base = dict(attack=attack, n=10, seed=1, substitutions=subs_file, genetic=GeneticConfig(population=8, generations=6), in_flight=3)
     return AttackConfig(**(base | kw))
 
 
@@ -116,6 +116,33 @@ def test_resume_with_other_settings_and_damaged_logs_are_named(tmp_path, subs_fi
         ResultLog(log).read()
 
 
+def test_settings_hold_only_the_section_of_the_attack_run(tmp_path, subs_file):
+    """A PWWS folder is not refused because attack.genetic changed; a Genetic folder is; older flat settings resume."""
+    splits, model = toy_splits(), LabelledVictim(WEIGHTS, bias=-1.0)
+    quiet = dict(progress=False, log=lambda m: None)
+    run_attack(model, splits, config(subs_file, "pwws", n=4), "toy-model", tmp_path / "pwws", **quiet)
+    settings = json.loads((tmp_path / "pwws" / runner.SETTINGS_FILE).read_text())
+    assert settings["pwws"] == {"adaptive": False} and "genetic" not in settings and "ascc" not in settings
+    assert "in_flight" not in settings and settings["seed"] == 1
+    other_genetic = config(subs_file, "pwws", n=4, genetic=GeneticConfig(population=20))
+    assert run_attack(model, splits, other_genetic, "toy-model", tmp_path / "pwws", **quiet)["examples_this_session"] == 0
+
+    folder = tmp_path / "genetic"
+    run_attack(model, splits, config(subs_file, "genetic", n=4, lm="none"), "toy-model", folder, **quiet)
+    with pytest.raises(ConfigError, match="genetic=.*'population': 8.*now asked for .*'population': 20"):
+        run_attack(model, splits, config(subs_file, "genetic", n=4, lm="none", genetic=GeneticConfig(population=20)), "toy-model", folder, **quiet)
+    # a folder begun when the searches' knobs were flat fields of the attack config still resumes
+    path = folder / runner.SETTINGS_FILE
+    flat = json.loads(path.read_text())
+    genetic = flat.pop("genetic")
+    flat |= {"pwws_adaptive": False, "population": genetic["population"], "generations": genetic["generations"],
+             "temperature": genetic["temperature"], "ascc_steps": 10, "ascc_decode": "strong"}
+    path.write_text(json.dumps(flat))
+    assert run_attack(model, splits, config(subs_file, "genetic", n=4, lm="none"), "toy-model", folder, **quiet)["examples_this_session"] == 0
+    with pytest.raises(ConfigError, match="genetic="):
+        run_attack(model, splits, config(subs_file, "genetic", n=4, lm="none", genetic=GeneticConfig(population=20)), "toy-model", folder, **quiet)
+
+
 def test_records_hold_what_the_protocol_promises(tmp_path, subs_file):
     splits, model = toy_splits(), LabelledVictim(WEIGHTS, bias=-1.0)
     run_attack(model, splits, config(subs_file, "pwws"), "toy-model", tmp_path, progress=False, log=lambda m: None)
@@ -129,6 +156,9 @@ def test_records_hold_what_the_protocol_promises(tmp_path, subs_file):
         if r["outcome"] == "succeeded":
             assert model.predict_proba([(tuple(adversarial),)])[0].argmax() != example.label
         assert (r["outcome"] == "skipped") == (r["original_prediction"] != example.label)
+        # both texts' class probabilities, rounded, as the model gives them
+        assert r["original_probs"] == pytest.approx(model.predict_proba([example.segments])[0].tolist(), abs=1e-4)
+        assert r["adversarial_probs"] == pytest.approx(model.predict_proba([(tuple(adversarial),)])[0].tolist(), abs=1e-4)
 
 
 def saved_model_and_data(tmp_path, make_tiny):
@@ -168,12 +198,16 @@ def test_ascc_runs_through_the_same_runner_and_cli(tmp_path, make_tiny, subs_fil
     model_dir, data = saved_model_and_data(tmp_path, make_tiny)
     out = tmp_path / "attack"
     argv = ["attack", "--model", str(model_dir), "--attack", "ascc", "--n", "6", "--dataset", str(data), "--output-dir", str(out),
-            "--quiet", "data.labels=[negative, positive]", f"attack.substitutions={subs_file}", "attack.ascc_steps=3", "attack.ascc_decode=single"]
+            "--quiet", "data.labels=[negative, positive]", f"attack.substitutions={subs_file}", "attack.ascc.steps=3", "attack.ascc.decode=single"]
     assert main(argv) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n"] == 6 and summary["config"]["attack"] == "ascc"
     done = records(out)
     assert len(done) == 6 and all(r["queries"] == 5 for r in done.values())  # 3 steps + clean + confirming pass
+    for r in done.values():  # the white-box attack records both texts' class probabilities too
+        for key, prediction in (("original_probs", r["original_prediction"]), ("adversarial_probs", r["adversarial_prediction"])):
+            assert len(r[key]) == 2 and sum(r[key]) == pytest.approx(1.0, abs=1e-3) and r[key].index(max(r[key])) == prediction
+        assert (r["adversarial_probs"] == r["original_probs"]) == (r["outcome"] != "succeeded")
     capsys.readouterr()
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["examples_this_session"] == 0

@@ -1,6 +1,23 @@
+import json
+import re
+
 import pytest
 
-from riftkit.config import ConfigError, ExperimentConfig, load_config, resolve_data_dir, save_config
+from riftkit.config import (
+    MOVED_KEYS,
+    ASCCSearchConfig,
+    AttackConfig,
+    ConfigError,
+    ExperimentConfig,
+    GeneticConfig,
+    PWWSConfig,
+    apply_overrides,
+    from_dict,
+    load_config,
+    read_yaml_mapping,
+    resolve_data_dir,
+    save_config,
+)
 
 
 def write(tmp_path, text):
@@ -108,3 +125,51 @@ def test_paper_configs_follow_method_md():
             assert config.objective.info_temperature == 0.2 and config.objective.info_queue_size == 0, where  # Eq. 10 exactly
         assert (config.objective.ptwd_weight > 0) == (method == "adv_ptwd") and (config.objective.mixout_p > 0) == (method == "adv_mixout"), where
     assert seen == {(d, e, m) for d in PAPER for e in ("bert", "roberta") for m in PAPER_METHODS}  # all 20 of the grid
+
+
+def attack_config(tmp_path, text: str = "", overrides: tuple[str, ...] = ()) -> AttackConfig:
+    """The attack section of a YAML file plus overrides, read as ``riftkit attack`` reads them."""
+    values = apply_overrides(read_yaml_mapping(write(tmp_path, text)), list(overrides))
+    return from_dict(AttackConfig, values.get("attack") or {}, "attack")
+
+
+def test_each_search_has_its_own_typed_section(tmp_path):
+    yaml_text = "attack:\n  attack: genetic\n  query_budget: 2000\n  genetic: {population: 60, generations: 40}\n  ascc:\n    steps: 5\n"
+    config = attack_config(tmp_path, yaml_text, ("attack.genetic.population=8", "attack.ascc.decode=single", "attack.pwws.adaptive=true"))
+    assert isinstance(config.genetic, GeneticConfig) and isinstance(config.ascc, ASCCSearchConfig) and isinstance(config.pwws, PWWSConfig)
+    assert (config.query_budget, config.genetic.population, config.genetic.generations, config.genetic.temperature) == (2000, 8, 40, 0.3)
+    assert (config.ascc.steps, config.ascc.decode, config.ascc.restarts) == (5, "single", 1) and config.pwws.adaptive is True
+    assert attack_config(tmp_path) == AttackConfig()  # every section has its defaults
+    assert attack_config(tmp_path, "attack:\n  genetic: {temperature: 1}\n").genetic.temperature == 1.0
+    with pytest.raises(ConfigError, match=r"attack\.genetic: unknown key\(s\) \['pop'\]"):
+        attack_config(tmp_path, "", ("attack.genetic.pop=3",))
+    with pytest.raises(ConfigError, match=r"attack\.ascc\.decode: 'both' is not one of"):
+        attack_config(tmp_path, "", ("attack.ascc.decode=both",))
+    with pytest.raises(ConfigError, match=r"attack\.genetic\.population: expected int"):
+        attack_config(tmp_path, "attack:\n  genetic: {population: many}\n")
+
+
+@pytest.mark.parametrize("old, new", sorted(MOVED_KEYS[AttackConfig].items()))
+def test_an_old_flat_attack_key_names_its_new_place(tmp_path, old, new):
+    value = {"ascc_decode": "single", "pwws_adaptive": "true", "temperature": "0.5"}.get(old, "3")
+    message = re.escape(f"attack.{old} moved to attack.{new}") + "$"
+    with pytest.raises(ConfigError, match=message):
+        attack_config(tmp_path, "", (f"attack.{old}={value}",))
+    with pytest.raises(ConfigError, match=message):
+        attack_config(tmp_path, f"attack:\n  {old}: {value}\n")
+    section, key = new.split(".")  # the table points at real fields
+    assert hasattr(getattr(AttackConfig(), section), key)
+
+
+def test_result_settings_hold_only_the_section_of_the_attack_run():
+    pwws = AttackConfig(attack="pwws")
+    settings = pwws.result_settings()
+    assert settings["pwws"] == {"adaptive": False} and "genetic" not in settings and "ascc" not in settings
+    assert settings["seed"] == 0 and "in_flight" not in settings and "output_dir" not in settings  # NOT_A_RESULT stays out
+    json.dumps(settings)  # JSON as it stands
+    assert AttackConfig(attack="pwws", genetic=GeneticConfig(population=8)).result_settings() == settings
+    genetic = AttackConfig(attack="genetic").result_settings()
+    assert genetic["genetic"] == {"population": 60, "generations": 40, "temperature": 0.3} and "pwws" not in genetic
+    assert AttackConfig(attack="genetic", genetic=GeneticConfig(population=8)).result_settings() != genetic
+    assert AttackConfig(attack="ascc", ascc=ASCCSearchConfig(decode="single")).result_settings()["ascc"]["decode"] == "single"
+    assert "nope" not in AttackConfig(attack="nope").result_settings()  # an attack without a section: common fields only

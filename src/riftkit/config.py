@@ -132,6 +132,38 @@ class ExperimentConfig:
 
 
 @dataclass
+class PWWSConfig:
+    """PWWS's own knobs (``attack.pwws``)."""
+
+    adaptive: bool = False  # re-score substitutes on the current text at each greedy step (TextAttack's variant)
+
+
+@dataclass
+class GeneticConfig:
+    """The Genetic attack's own knobs (``attack.genetic``)."""
+
+    population: int = 60
+    generations: int = 40
+    temperature: float = 0.3  # parent selection: softmax(fitness / temperature)
+
+
+@dataclass
+class ASCCSearchConfig:
+    """The white-box ASCC attack's own knobs (``attack.ascc``)."""
+
+    steps: int = 10  # Adam steps of the white-box ASCC search
+    # How the ASCC attack turns the relaxed search into texts (attacks/ascc.py): "single" = the paper's one argmax
+    # decode; "strong" = exact enumeration of small neighbourhoods, else restarts, each scoring its argmax text and
+    # one-word moves of it. Defaults chosen on SST-2 by benchmarks/ascc_strength.py --sweep.
+    decode: Literal["single", "strong"] = "strong"
+    restarts: int = 1  # strong: searches after the first, from new random starts, while no flip is found
+    # strong: per search, at most this many moves of one argmax word to another hull candidate (highest weight
+    # first), and as many to a substitute of another subword length (outside the hull)
+    candidates: int = 16
+    enumerate_max: int = 64  # strong: score every substituted text when there are at most this many (exact)
+
+
+@dataclass
 class AttackConfig:
     """One robustness evaluation (``riftkit attack``); a YAML file holds it under ``attack:``."""
 
@@ -153,20 +185,6 @@ class AttackConfig:
     lm_radius: int = 3  # words either side of the substitution
     stopwords: bool = False  # never change stopwords
     max_change_rate: float | None = None  # most words that may change (share of the attacked text)
-    pwws_adaptive: bool = False  # re-score substitutes on the current text at each greedy step (TextAttack's variant)
-    population: int = 60
-    generations: int = 40
-    temperature: float = 0.3  # parent selection: softmax(fitness / temperature)
-    ascc_steps: int = 10  # Adam steps of the white-box ASCC search
-    # How the ASCC attack turns the relaxed search into texts (attacks/ascc.py): "single" = the paper's one argmax
-    # decode; "strong" = exact enumeration of small neighbourhoods, else restarts, each scoring its argmax text and
-    # one-word moves of it. Defaults chosen on SST-2 by benchmarks/ascc_strength.py --sweep.
-    ascc_decode: Literal["single", "strong"] = "strong"
-    ascc_restarts: int = 1  # strong: searches after the first, from new random starts, while no flip is found
-    # strong: per search, at most this many moves of one argmax word to another hull candidate (highest weight
-    # first), and as many to a substitute of another subword length (outside the hull)
-    ascc_candidates: int = 16
-    ascc_enumerate_max: int = 64  # strong: score every substituted text when there are at most this many (exact)
     # Query budget per example: distinct texts a black-box search may ask about (null: none, the paper's
     # protocol). A search that spends it stops; the example counts as failed (stop_reason query_budget).
     # The white-box ASCC attack reports its forward passes and ignores the budget.
@@ -183,11 +201,61 @@ class AttackConfig:
     cache_size: int = field(default=100_000, metadata=NOT_A_RESULT)  # predictions kept by the query layer
     output_dir: str | None = field(default=None, metadata=NOT_A_RESULT)  # default: next to the model, attack-<name>-<split>-n<N>-seed<S>
     num_threads: int | None = field(default=None, metadata=NOT_A_RESULT)
+    # Each search's own knobs, under its name (attack.genetic.population, attack.ascc.decode, ...). Only the
+    # section of the attack being run is part of its result settings (result_settings()).
+    pwws: PWWSConfig = field(default_factory=PWWSConfig)
+    genetic: GeneticConfig = field(default_factory=GeneticConfig)
+    ascc: ASCCSearchConfig = field(default_factory=ASCCSearchConfig)
+
+    @classmethod
+    def sections(cls) -> tuple[str, ...]:
+        """The searches' own sections (fields holding a config dataclass), each named after its attack."""
+        hints = typing.get_type_hints(cls)
+        return tuple(f.name for f in dataclasses.fields(cls) if dataclasses.is_dataclass(hints[f.name]))
 
     @classmethod
     def result_fields(cls) -> tuple[str, ...]:
-        """The fields that change what an attack computes (a resumed run must match them)."""
-        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("result", True))
+        """The fields common to every attack that change what it computes (a resumed run must match them);
+        the searches' own sections are not among them (see :meth:`result_settings`)."""
+        sections = cls.sections()
+        return tuple(f.name for f in dataclasses.fields(cls) if f.metadata.get("result", True) and f.name not in sections)
+
+    def result_settings(self) -> dict[str, Any]:
+        """What a resumed run must match, as JSON values: the common result fields, plus the section of the attack
+        being run (``{"genetic": {...}}``), not the sections of other attacks."""
+        settings = {name: getattr(self, name) for name in self.result_fields()}
+        if self.attack in self.sections():
+            section = getattr(self, self.attack)
+            settings[self.attack] = {f.name: getattr(section, f.name) for f in dataclasses.fields(section) if f.metadata.get("result", True)}
+        return settings
+
+
+# Attack keys that moved into a search's section: old flat name -> new place under ``attack``.
+MOVED_KEYS: dict[type, dict[str, str]] = {
+    AttackConfig: {
+        "pwws_adaptive": "pwws.adaptive",
+        "population": "genetic.population",
+        "generations": "genetic.generations",
+        "temperature": "genetic.temperature",
+        "ascc_steps": "ascc.steps",
+        "ascc_decode": "ascc.decode",
+        "ascc_restarts": "ascc.restarts",
+        "ascc_candidates": "ascc.candidates",
+        "ascc_enumerate_max": "ascc.enumerate_max",
+    },
+}
+
+
+def nest_moved_keys(values: dict[str, Any], cls: type = AttackConfig) -> dict[str, Any]:
+    """A copy of ``values`` (e.g. an older attack folder's settings.json) with the flat keys of
+    :data:`MOVED_KEYS` moved to their sections, so that it compares with today's settings."""
+    values = dict(values)
+    for old, new in MOVED_KEYS.get(cls, {}).items():
+        if old in values:
+            section, key = new.split(".")
+            nested = values[section] = dict(values.get(section) or {})
+            nested.setdefault(key, values.pop(old))
+    return values
 
 
 class ConfigError(ValueError):
@@ -244,6 +312,10 @@ def from_dict(cls: type, values: dict[str, Any], where: str) -> Any:
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - known)
+    moved = [name for name in unknown if name in MOVED_KEYS.get(cls, {})]
+    if moved:
+        prefix = f"{where}." if where else ""
+        raise ConfigError("; ".join(f"{prefix}{name} moved to {prefix}{MOVED_KEYS[cls][name]}" for name in moved))
     if unknown:
         raise ConfigError(f"{where or 'top level'}: unknown key(s) {unknown}; known keys: {sorted(known)}")
     kwargs = {}

@@ -48,7 +48,7 @@ from dataclasses import dataclass, field
 import torch
 from transformers import BatchEncoding
 
-from ..config import AttackConfig
+from ..config import ASCCSearchConfig
 from ..data.examples import Example
 from ..models.classifier import Classifier
 from ..objectives.ascc import ASCCAdversary, start_logits
@@ -56,9 +56,9 @@ from ..substitutions.hull import Hull, HullBuilder
 from .base import FAILED, SKIPPED, SUCCEEDED, AttackResult, build_result, outcome_rates
 
 DECODES = ("single", "strong")
-# Defaults live in AttackConfig (benchmarks/ascc_strength.py measures the choice).
-DECODE, RESTARTS = AttackConfig.ascc_decode, AttackConfig.ascc_restarts
-CANDIDATES, ENUMERATE_MAX = AttackConfig.ascc_candidates, AttackConfig.ascc_enumerate_max
+# Defaults live in ASCCSearchConfig, attack.ascc (benchmarks/ascc_strength.py measures the choice).
+DECODE, RESTARTS = ASCCSearchConfig.decode, ASCCSearchConfig.restarts
+CANDIDATES, ENUMERATE_MAX = ASCCSearchConfig.candidates, ASCCSearchConfig.enumerate_max
 
 
 @dataclass
@@ -67,6 +67,7 @@ class _Flip:
     true_probability: float
     words: tuple[str, ...]
     prediction: int
+    probabilities: torch.Tensor  # the model's class probabilities for ``words`` (for the record)
 
     def better_than(self, other: _Flip | None) -> bool:
         return other is None or (self.changes, self.true_probability) < (other.changes, other.true_probability)
@@ -145,22 +146,26 @@ class ASCCAttack:
             inputs = model.encode_examples(examples).to(model.device)
             labels = torch.tensor([e.label for e in examples], device=model.device)
             with torch.no_grad():
-                predictions = model(**inputs).argmax(-1)
+                clean_probs = torch.softmax(model(**inputs).float(), dim=-1).cpu()
+            predictions = clean_probs.argmax(-1)
             hull = self.hulls.build(examples, inputs, self.segments).to(model.device)
             found = self.adversary.search(model, inputs, hull, labels, self.generator)
             decoded = hull.decode(examples, found.weights.cpu())
-            adversarial_predictions = model.predict_proba([adv.segments for adv, _ in decoded]).argmax(-1)
+            adversarial_probs = model.predict_proba([adv.segments for adv, _ in decoded])
+            adversarial_predictions = adversarial_probs.argmax(-1)
         finally:
             model.train(was_training)
         segment = self.segments[0]
         results = []
-        for example, pred, (adv, _), adv_pred in zip(examples, predictions.tolist(), decoded, adversarial_predictions.tolist()):
+        for example, pred, (adv, _), adv_pred, p_clean, p_adv in zip(examples, predictions.tolist(), decoded, adversarial_predictions.tolist(),
+                                                                     clean_probs, adversarial_probs):
             if pred != example.label:
                 outcome = SKIPPED
             else:
                 outcome = SUCCEEDED if adv_pred != example.label else FAILED
             # queries: forward passes for this example (search steps, the clean and the confirming pass)
-            results.append(build_result(example, segment, adv.segments[segment], outcome, self.adversary.steps + 2, pred, adv_pred))
+            results.append(build_result(example, segment, adv.segments[segment], outcome, self.adversary.steps + 2, pred, adv_pred,
+                                        original_probs=p_clean, adversarial_probs=p_adv))
         return results
 
     # -- the strong variant ----------------------------------------------------------------------------------
@@ -171,7 +176,8 @@ class ASCCAttack:
         try:
             inputs = model.encode_examples(examples).to(model.device)
             with torch.no_grad():
-                predictions = model(**inputs).argmax(-1).tolist()
+                clean_probs = torch.softmax(model(**inputs).float(), dim=-1).cpu()
+            predictions = clean_probs.argmax(-1).tolist()
             states = [_State(e, e.segments[segment]) for e in examples]
             attacked = [i for i, (e, p) in enumerate(zip(examples, predictions)) if p == e.label]
             neighbourhoods = {i: self.neighbourhood(examples[i], visible=lambda i=i: self._visible(states[i])) for i in attacked}
@@ -185,14 +191,15 @@ class ASCCAttack:
         finally:
             model.train(was_training)
         results = []
-        for state, pred in zip(states, predictions):
+        for state, pred, p_clean in zip(states, predictions, clean_probs):
             example = state.example
             if pred != example.label:
-                results.append(build_result(example, segment, None, SKIPPED, state.queries, pred, pred))
+                results.append(build_result(example, segment, None, SKIPPED, state.queries, pred, pred, original_probs=p_clean))
             elif state.flip is None:
-                results.append(build_result(example, segment, None, FAILED, state.queries, pred, pred))
+                results.append(build_result(example, segment, None, FAILED, state.queries, pred, pred, original_probs=p_clean))
             else:
-                results.append(build_result(example, segment, state.flip.words, SUCCEEDED, state.queries, pred, state.flip.prediction))
+                results.append(build_result(example, segment, state.flip.words, SUCCEEDED, state.queries, pred, state.flip.prediction,
+                                            original_probs=p_clean, adversarial_probs=state.flip.probabilities))
         return results
 
     def _search_round(self, states: list[_State], pending: list[int], inputs: BatchEncoding, hull: Hull, round_: int) -> list[int]:
@@ -302,7 +309,7 @@ class ASCCAttack:
             state.queries += 1
             label, prediction = state.example.label, int(probs.argmax())
             if prediction != label:
-                flip = _Flip(sum(a != b for a, b in zip(words, state.words)), float(probs[label]), words, prediction)
+                flip = _Flip(sum(a != b for a, b in zip(words, state.words)), float(probs[label]), words, prediction, probs)
                 if flip.better_than(state.flip):
                     state.flip = flip
 

@@ -55,6 +55,10 @@ class AttackResult:
     # Words of the attacked segment inside the model's max_length window (None: all of them).
     attackable_words: int | None = None
     stop_reason: str | None = None  # why a failed search stopped early: "query_budget"
+    # The model's class probabilities for ``original`` and for ``adversarial`` (the original's own unless the
+    # attack succeeded), from the scores the search already had; None when the attack did not give them.
+    original_probs: list[float] | None = None
+    adversarial_probs: list[float] | None = None
 
     @property
     def window(self) -> int:
@@ -82,6 +86,11 @@ class AttackResult:
             "original_prediction": self.original_prediction,
             "adversarial_prediction": self.adversarial_prediction,
         }
+        # Optional in the log (older logs lack them): rounded class probabilities of both texts.
+        if self.original_probs is not None:
+            record["original_probs"] = [round(p, 4) for p in self.original_probs]
+        if self.adversarial_probs is not None:
+            record["adversarial_probs"] = [round(p, 4) for p in self.adversarial_probs]
         if self.stop_reason:
             record["stop_reason"] = self.stop_reason
         context = {name: " ".join(seg) for i, (name, seg) in enumerate(zip(segment_names, self.original)) if i != self.segment}
@@ -104,11 +113,18 @@ def outcome_rates(outcomes: Sequence[str]) -> dict:
 
 
 def build_result(example: Example, segment: int, adversarial_words: tuple[str, ...] | None, outcome: str, queries: int, original_prediction: int,
-                 adversarial_prediction: int, attackable_words: int | None = None, stop_reason: str | None = None) -> AttackResult:
-    """An :class:`AttackResult` whose substitutions are read off the two texts (so they cannot disagree)."""
+                 adversarial_prediction: int, attackable_words: int | None = None, stop_reason: str | None = None,
+                 original_probs: torch.Tensor | Sequence[float] | None = None,
+                 adversarial_probs: torch.Tensor | Sequence[float] | None = None) -> AttackResult:
+    """An :class:`AttackResult` whose substitutions are read off the two texts (so they cannot disagree).
+
+    ``original_probs`` / ``adversarial_probs``: the model's class probabilities for the original and the
+    adversarial text; unless the attack succeeded the adversarial text is the original, and so are its probabilities.
+    """
     original_words = example.segments[segment]
     if outcome != SUCCEEDED or adversarial_words is None:
         adversarial_words = original_words
+        adversarial_probs = original_probs
     segments = list(example.segments)
     segments[segment] = tuple(adversarial_words)
     return AttackResult(
@@ -124,7 +140,15 @@ def build_result(example: Example, segment: int, adversarial_words: tuple[str, .
         substitutions=substitutions_between(original_words, tuple(adversarial_words)),
         attackable_words=attackable_words,
         stop_reason=stop_reason,
+        original_probs=_probability_list(original_probs),
+        adversarial_probs=_probability_list(adversarial_probs),
     )
+
+
+def _probability_list(probs: torch.Tensor | Sequence[float] | None) -> list[float] | None:
+    if probs is None:
+        return None
+    return [float(p) for p in (probs.tolist() if isinstance(probs, torch.Tensor) else probs)]
 
 
 def example_seed(seed: int, uid: str) -> int:
@@ -203,7 +227,8 @@ class BlackBoxAttack:
         original_prediction = int(clean.argmax())
         window = self.attackable_words(example)
         if original_prediction != example.label:
-            return build_result(example, segment, None, SKIPPED, self.queries.release(owner), original_prediction, original_prediction, window)
+            return build_result(example, segment, None, SKIPPED, self.queries.release(owner), original_prediction, original_prediction, window,
+                                original_probs=clean)
         words = self.transformation.attacked_words(example)
         rng = random.Random(example_seed(self.seed, example.uid))
         search = self.search(example, words, self.candidates(example, window), clean, rng)
@@ -219,18 +244,19 @@ class BlackBoxAttack:
             allowed = self._within_budget(owner, request)
             if len(allowed) < len(request):
                 search.close()
-                return (yield from self._budget_spent(example, owner, allowed, original_prediction, window))
+                return (yield from self._budget_spent(example, owner, allowed, original_prediction, window, clean))
             reply = yield request
-        final_prediction = original_prediction
+        final_prediction, final_probs = original_prediction, clean
         if adversarial is not None:
-            # Confirm the flip from the query layer (cached: costs no model call).
+            # Confirm the flip from the query layer (cached: costs no model call); its probabilities go in the record.
             probs = (yield [self.transformation.with_words(example, adversarial)])[0]
-            final_prediction = int(probs.argmax())
+            final_prediction, final_probs = int(probs.argmax()), probs
             if not bool(self.goal.succeeded(probs[None], example.label)[0]):
                 adversarial = None
-                final_prediction = original_prediction
+                final_prediction, final_probs = original_prediction, clean
         outcome = SUCCEEDED if adversarial is not None else FAILED
-        return build_result(example, segment, adversarial, outcome, self.queries.release(owner), original_prediction, final_prediction, window)
+        return build_result(example, segment, adversarial, outcome, self.queries.release(owner), original_prediction, final_prediction, window,
+                            original_probs=clean, adversarial_probs=final_probs)
 
     def _within_budget(self, owner: object, request: list[Segments]) -> list[Segments]:
         """The longest prefix of ``request`` whose texts new to ``owner`` fit in the remaining query budget."""
@@ -246,8 +272,10 @@ class BlackBoxAttack:
                 fresh.add(text)
         return request
 
-    def _budget_spent(self, example: Example, owner: object, texts: list[Segments], original_prediction: int, window: int):
-        """Score the texts the budget still allows; a flip among them succeeds, else the example fails."""
+    def _budget_spent(self, example: Example, owner: object, texts: list[Segments], original_prediction: int, window: int, clean: torch.Tensor):
+        """Score the texts the budget still allows; a flip among them succeeds, else the example fails.
+
+        ``clean``: the original text's probabilities."""
         segment = self.transformation.segment
         if texts:
             probs = yield texts
@@ -256,9 +284,9 @@ class BlackBoxAttack:
                 fitness = self.goal.fitness(probs, example.label)
                 best = max((k for k in range(len(texts)) if flipped[k]), key=lambda k: float(fitness[k]))
                 return build_result(example, segment, texts[best][segment], SUCCEEDED, self.queries.release(owner),
-                                    original_prediction, int(probs[best].argmax()), window)
+                                    original_prediction, int(probs[best].argmax()), window, original_probs=clean, adversarial_probs=probs[best])
         return build_result(example, segment, None, FAILED, self.queries.release(owner), original_prediction, original_prediction,
-                            window, stop_reason=QUERY_BUDGET)
+                            window, stop_reason=QUERY_BUDGET, original_probs=clean)
 
     # -- many examples in lockstep ---------------------------------------------------------------
     def attack(self, examples: Sequence[Example], on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:

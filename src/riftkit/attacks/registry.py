@@ -66,26 +66,26 @@ def _common(setup: AttackSetup) -> dict:
 def build_pwws(setup: AttackSetup) -> PWWS:
     tokenizer = getattr(setup.model, "tokenizer", None)
     unknown = getattr(tokenizer, "unk_token", None) or "[UNK]"
-    return PWWS(**_common(setup), unknown_word=unknown, adaptive=setup.config.pwws_adaptive)
+    return PWWS(**_common(setup), unknown_word=unknown, adaptive=setup.config.pwws.adaptive)
 
 
 def build_genetic(setup: AttackSetup) -> Genetic:
-    c = setup.config
-    return Genetic(**_common(setup), population=c.population, generations=c.generations, temperature=c.temperature)
+    g = setup.config.genetic
+    return Genetic(**_common(setup), population=g.population, generations=g.generations, temperature=g.temperature)
 
 
 def build_ascc(setup: AttackSetup):
     from ..substitutions.hull import HullBuilder
     from .ascc import ASCCAttack
 
-    c = setup.config
-    for name in ("ascc_steps", "ascc_restarts", "ascc_candidates", "ascc_enumerate_max"):
-        if getattr(c, name) < 0:
-            raise ConfigError(f"attack.{name}: must be >= 0, got {getattr(c, name)}")
+    c, a = setup.config, setup.config.ascc
+    for name in ("steps", "restarts", "candidates", "enumerate_max"):
+        if getattr(a, name) < 0:
+            raise ConfigError(f"attack.ascc.{name}: must be >= 0, got {getattr(a, name)}")
     hulls = HullBuilder(setup.model.tokenizer, setup.substitutions)
     return ASCCAttack(
-        setup.model, hulls, steps=c.ascc_steps, batch_size=c.in_flight, seed=c.seed, decode=c.ascc_decode,
-        restarts=c.ascc_restarts, candidates=c.ascc_candidates, enumerate_max=c.ascc_enumerate_max, forward_batch_size=c.batch_size,
+        setup.model, hulls, steps=a.steps, batch_size=c.in_flight, seed=c.seed, decode=a.decode,
+        restarts=a.restarts, candidates=a.candidates, enumerate_max=a.enumerate_max, forward_batch_size=c.batch_size,
     )
 
 

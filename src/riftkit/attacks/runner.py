@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..config import AttackConfig, ConfigError
+from ..config import AttackConfig, ConfigError, nest_moved_keys
 from ..data.examples import DatasetSplits, Example, TaskSpec
 from ..data.roles import DataRecord
 from ..evaluation.leakage import held_out_report
@@ -36,8 +36,6 @@ from .base import FAILED, OUTCOMES, QUERY_BUDGET, SKIPPED, SUCCEEDED, AttackResu
 from .registry import USES_LM_BY_DEFAULT, AttackSetup, build_attack
 
 SETTINGS_FILE, RESULTS_FILE, SESSIONS_FILE, SUMMARY_FILE = "settings.json", "examples.jsonl", "sessions.jsonl", "summary.json"
-# Fields that change what is computed; the rest (speed knobs, where to write) may differ on resume.
-RESULT_FIELDS = AttackConfig.result_fields()
 RECORD_FIELDS = {"uid": str, "label": int, "outcome": str, "original": str, "adversarial": str, "substitutions": list,
                  "queries": int, "changed_share": (int, float)}
 
@@ -235,6 +233,7 @@ def check_settings(path: Path, settings: dict) -> None:
         previous = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}, line {err.lineno}: malformed JSON ({err.msg})") from None
+    previous = nest_moved_keys(previous)  # a folder begun before the searches' knobs moved into sections
     for key, value in settings.items():
         if key == "model_sha256" and previous.get(key) != value:
             raise ConfigError(
@@ -268,7 +267,7 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
     folder = Path(output_dir or config.output_dir or default_output_dir(model_path, config))
     folder.mkdir(parents=True, exist_ok=True)
     settings = {"model": str(Path(model_path).resolve()), "model_sha256": _weights_digest(model_path), "task": splits.task.name,
-                "segments": list(splits.task.segment_names), **{k: getattr(config, k) for k in RESULT_FIELDS}}
+                "segments": list(splits.task.segment_names), **config.result_settings()}
     if data_config is not None:
         settings["data"] = {k: v for k, v in dataclasses.asdict(data_config).items() if k not in ("data_dir", "on_error")}
     check_settings(folder / SETTINGS_FILE, settings)
