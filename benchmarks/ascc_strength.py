@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from riftkit.attacks.base import outcome_rates
+from riftkit.evaluation.outcomes import outcome_rates
 from riftkit.attacks.registry import AttackSetup, build_attack
 from riftkit.config import ASCCSearchConfig, AttackConfig, DataConfig, from_dict
 from riftkit.data import Example, load_splits

@@ -43,7 +43,7 @@ sys.path.insert(0, str(HERE))
 import textattack_env  # noqa: E402
 
 from riftkit.attacks.registry import AttackSetup, build_attack  # noqa: E402
-from riftkit.attacks.runner import summarize  # noqa: E402
+from riftkit.evaluation.outcomes import summarize  # noqa: E402
 from riftkit.config import AttackConfig, DataConfig, PWWSConfig, resolve_data_dir  # noqa: E402
 from riftkit.data import load_splits, sample  # noqa: E402
 from riftkit.models import load_classifier  # noqa: E402

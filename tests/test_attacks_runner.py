@@ -9,7 +9,8 @@ from types import SimpleNamespace
 import pytest
 
 from riftkit.attacks import runner
-from riftkit.attacks.runner import ResultLog, run_attack, summarize
+from riftkit.attacks.runner import ResultLog, run_attack
+from riftkit.evaluation.outcomes import summarize
 from riftkit.cli import main
 from riftkit.config import AttackConfig, ConfigError, GeneticConfig
 from riftkit.data import DatasetSplits, Example

@@ -1,9 +1,10 @@
-"""The ``riftkit`` command: train | evaluate | predict | demo."""
+"""The ``riftkit`` command: train | evaluate | predict | attack | sweep | report | demo."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -179,7 +180,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_attack(args: argparse.Namespace) -> int:
-    from .attacks.runner import format_table, run_attack
+    from .attacks.runner import run_attack
+    from .reports.tables import format_table
     from .config import AttackConfig, DataConfig, apply_overrides, from_dict, read_yaml_mapping
     from .data import load_splits
     from .models import load_classifier
@@ -211,6 +213,42 @@ def cmd_attack(args: argparse.Namespace) -> int:
         raise err if isinstance(err, ConfigError) else ConfigError(str(err)) from None
     print(format_table(summary, f"riftkit attack: {config.attack} on {summary['n']} {summary['task']} {config.split} examples"))
     print(json.dumps({k: v for k, v in summary.items() if k != "config"}))
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import load_sweep
+    from .sweep.collect import collect
+    from .sweep.runner import Sweep
+
+    spec = load_sweep(args.config, list(args.overrides))
+    sweep = Sweep(spec, data_dir=args.data_dir, progress=not args.quiet)
+    if args.list:
+        todo, waiting = sweep.unfinished()
+        extra = "".join(f" {shlex.quote(o)}" for o in args.overrides)
+        data_dir = f" --data-dir {shlex.quote(args.data_dir)}" if args.data_dir else ""
+        for run, _final in todo:
+            print(f"riftkit sweep {shlex.quote(args.config)} --run {run.run_id}{data_dir}{extra}")
+        if waiting:
+            print(f"# the runs of {', '.join(waiting)} are listed once their tuning runs (above) have finished: run --list again then")
+        return 0
+    if args.run:
+        run, final = sweep.find(args.run)
+        sweep.run(run, final)
+    elif not args.collect:
+        sweep.run_all()
+    table = collect(sweep)
+    out = spec.results_dir or spec.output_dir
+    print(f"riftkit sweep: {len(table['rows'])} rows -> {out}/table.md, table.csv, table.json", file=sys.stderr)
+    print((Path(out) / "table.md").read_text())
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .reports.build import write
+
+    path = write(args.folder, args.output, args.baseline)
+    print(f"riftkit report: {path}")
     return 0
 
 
@@ -262,6 +300,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("overrides", nargs="*", help="attack.key=value or data.key=value overrides")
     _add_data_dir(p)
     p.set_defaults(func=cmd_attack)
+
+    p = commands.add_parser("sweep", help="a resumable multi-seed study: train, tune, attack, and tabulate with confidence intervals",
+                            description="Run the unfinished runs of a sweep YAML (methods x seeds x values; see configs/study/), "
+                            "then collect the table (mean and 95%% interval over seeds, paired differences against the baseline) "
+                            "and the figures. Killed at any point, it resumes. --list prints one command per unfinished run, for "
+                            "a scheduler (SLURM job arrays, Ray) to run anywhere; a plain `riftkit sweep CONFIG --collect` then "
+                            "tabulates whatever has finished.")
+    p.add_argument("config", help="sweep YAML")
+    p.add_argument("overrides", nargs="*", help="dotted key=value overrides of the sweep file (e.g. seeds=[0])")
+    p.add_argument("--list", action="store_true", help="print one command per unfinished run and exit")
+    p.add_argument("--run", help="run (train and attack) only this run id")
+    p.add_argument("--collect", action="store_true", help="only collect the table and figures from finished runs")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = commands.add_parser("report", help="one self-contained HTML page: table, plots, browsable adversarial examples")
+    p.add_argument("folder", help="a sweep folder (its output_dir or results_dir) or a training run folder")
+    p.add_argument("--output", help="the HTML file (default: FOLDER/report.html)")
+    p.add_argument("--baseline", help="method for paired differences (default: the sweep's)")
+    p.set_defaults(func=cmd_report)
 
     p = commands.add_parser("demo", help="fine-tune the embedded MiniLM on SST-2 and report dev and test accuracy (about 5 min on 2 CPU cores)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides of the demo config")

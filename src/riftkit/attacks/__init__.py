@@ -13,11 +13,11 @@ from .goal import UntargetedClassification
 from .pwws import PWWS
 from .queries import QueryLayer
 from .registry import ATTACKS, Attack, AttackSetup, build_attack
-from .runner import format_table, run_attack, summarize
+from .runner import run_attack
 from .transformation import Substitution, WordSwap
 
 __all__ = [
     "ATTACKS", "Attack", "AttackResult", "AttackSetup", "BlackBoxAttack", "FAILED", "Genetic", "LanguageModelFilter",
     "MaxChangeRate", "PWWS", "QueryLayer", "SKIPPED", "STOPWORDS", "SUCCEEDED", "StopwordFilter", "Substitution",
-    "UntargetedClassification", "WordSwap", "build_attack", "build_result", "format_table", "run_attack", "summarize",
+    "UntargetedClassification", "WordSwap", "build_attack", "build_result", "run_attack",
 ]

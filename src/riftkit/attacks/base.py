@@ -27,14 +27,13 @@ from dataclasses import dataclass, field
 import torch
 
 from ..data.examples import Example
+# outcomes and their rates live in evaluation/outcomes.py (one home); the searches use them from here
+from ..evaluation.outcomes import FAILED, OUTCOMES, QUERY_BUDGET, SKIPPED, SUCCEEDED, outcome_rates  # noqa: F401
 from .constraints import Candidates, MaxChangeRate
 from .goal import UntargetedClassification
 from .queries import QueryLayer, Segments, Victim
 from .transformation import Substitution, WordSwap, substitutions_between
 
-SKIPPED, SUCCEEDED, FAILED = "skipped", "succeeded", "failed"
-QUERY_BUDGET = "query_budget"  # stop reason of a search that spent its query budget
-OUTCOMES = (SKIPPED, SUCCEEDED, FAILED)
 
 # A search step: the texts to score; the reply: their probabilities [len(texts), C].
 SearchSteps = Generator[list[Segments], torch.Tensor, "tuple[str, ...] | None"]
@@ -97,19 +96,6 @@ class AttackResult:
         if context:
             record["context"] = context
         return record
-
-
-def outcome_rates(outcomes: Sequence[str]) -> dict:
-    """The protocol's rates: vanilla accuracy, robust accuracy (correct and the attack failed), success rate."""
-    n = len(outcomes)
-    attacked = sum(o != SKIPPED for o in outcomes)
-    failed = sum(o == FAILED for o in outcomes)
-    return {
-        "n": n,
-        "vanilla_accuracy": attacked / n if n else 0.0,
-        "robust_accuracy": failed / n if n else 0.0,
-        "success_rate": (attacked - failed) / attacked if attacked else 0.0,
-    }
 
 
 def build_result(example: Example, segment: int, adversarial_words: tuple[str, ...] | None, outcome: str, queries: int, original_prediction: int,

@@ -28,11 +28,12 @@ from pathlib import Path
 from ..config import AttackConfig, ConfigError, nest_moved_keys
 from ..data.examples import DatasetSplits, Example, TaskSpec
 from ..data.roles import DataRecord
-from ..evaluation.leakage import held_out_report
 from ..data.splits import sample
+from ..evaluation.leakage import held_out_report
+from ..evaluation.outcomes import OUTCOMES, summarize
 from ..substitutions.lm import LanguageModel, NGramLM, drop_subphrases, load_language_model
 from ..substitutions.sets import load_substitutions
-from .base import FAILED, OUTCOMES, QUERY_BUDGET, SKIPPED, SUCCEEDED, AttackResult, outcome_rates
+from .base import AttackResult
 from .registry import USES_LM_BY_DEFAULT, AttackSetup, build_attack
 
 SETTINGS_FILE, RESULTS_FILE, SESSIONS_FILE, SUMMARY_FILE = "settings.json", "examples.jsonl", "sessions.jsonl", "summary.json"
@@ -82,64 +83,6 @@ class ResultLog:
             handle.write(json.dumps(record) + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-
-
-# -- numbers ----------------------------------------------------------------------------------------
-
-
-def summarize(records: Sequence[dict]) -> dict:
-    """The protocol's numbers (robust = classified correctly and the attack failed).
-
-    Word counts: ``mean_words`` over the whole attacked text, ``mean_attackable_words`` over the part
-    inside the model's max_length window; the perturbed share is measured over the attackable window.
-    """
-    n = len(records)
-    rates = outcome_rates([r["outcome"] for r in records])
-    attacked = [r for r in records if r["outcome"] != SKIPPED]
-    succeeded = [r for r in records if r["outcome"] == SUCCEEDED]
-    words = [r.get("words", len(r["original"].split())) for r in records]
-    return {
-        "n": n,
-        "succeeded": len(succeeded),
-        "failed": sum(r["outcome"] == FAILED for r in records),
-        "skipped": n - len(attacked),
-        "budget_exhausted": sum(r.get("stop_reason") == QUERY_BUDGET for r in records),
-        "vanilla_accuracy": rates["vanilla_accuracy"],
-        "robust_accuracy": rates["robust_accuracy"],
-        "success_rate": rates["success_rate"],
-        "mean_changed_share": sum(r["changed_share"] for r in succeeded) / len(succeeded) if succeeded else 0.0,
-        "mean_words": sum(words) / n if n else 0.0,
-        "mean_attackable_words": sum(r.get("attackable_words", w) for r, w in zip(records, words)) / n if n else 0.0,
-        "mean_queries": sum(r["queries"] for r in attacked) / len(attacked) if attacked else 0.0,
-        "max_queries": max((r["queries"] for r in attacked), default=0),
-    }
-
-
-def format_table(summary: dict, title: str = "riftkit attack") -> str:
-    """The summary in TextAttack's terms."""
-    rows = [
-        ("Number of successful attacks:", summary["succeeded"]),
-        ("Number of failed attacks:", summary["failed"]),
-        ("Number of skipped attacks:", summary["skipped"]),
-        ("Original accuracy:", f"{100 * summary['vanilla_accuracy']:.2f}%"),
-        ("Accuracy under attack:", f"{100 * summary['robust_accuracy']:.2f}%"),
-        ("Attack success rate:", f"{100 * summary['success_rate']:.2f}%"),
-        ("Average perturbed word % (of attackable):", f"{100 * summary['mean_changed_share']:.2f}%"),
-        ("Average num. words per input:", f"{summary['mean_words']:.2f}"),
-        ("Average attackable words (in max_length):", f"{summary.get('mean_attackable_words', summary['mean_words']):.2f}"),
-        ("Avg num queries:", f"{summary['mean_queries']:.2f}"),
-    ]
-    if summary.get("budget_exhausted"):
-        rows.append(("Query budget exhausted:", summary["budget_exhausted"]))
-    if summary.get("data_role"):
-        rows.append(("Examples:", summary["data_role"]["label"]))
-    if "wall_time_s" in summary:
-        rows.append(("Wall time (this session):", f"{summary['wall_time_s']:.1f} s"))
-    width = max(len(k) for k, _ in rows)
-    lines = [title, "+" + "-" * (width + 2) + "+" + "-" * 12 + "+"]
-    lines += [f"| {k:<{width}} | {str(v):>10} |" for k, v in rows]
-    lines.append(lines[1])
-    return "\n".join(lines)
 
 
 # -- the protocol -------------------------------------------------------------------------------------

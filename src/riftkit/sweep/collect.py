@@ -1,0 +1,51 @@
+"""Collecting a sweep: the table (JSON, CSV, Markdown) and the figures, from whatever runs have finished."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..evaluation.study import load_runs, study_table
+from ..reports import plots, tables
+from .provenance import ATTACK_CODE, TRAINING_CODE, code_digest
+from .runner import Sweep
+
+TABLE_FILES = ("table.json", "table.csv", "table.md")
+
+
+def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None = None) -> dict:
+    """Build the study table from ``root`` (default: the sweep's output_dir) and write it, with plots, to ``out``.
+
+    ``out`` defaults to the sweep's results_dir (else its output_dir). Returns the table dict.
+    """
+    spec = sweep.spec
+    root = Path(root or spec.output_dir)
+    out = Path(out or spec.results_dir or spec.output_dir)
+    _, tuning = sweep.winners()
+    table = study_table(root, spec.baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning)
+    table["sweep"] = spec.name
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.json").write_text(json.dumps(table, indent=2, default=str) + "\n")
+    (out / "table.csv").write_text(tables.csv_table(table))
+    parts = [f"# {spec.name}", "", f"Baseline for paired differences: {spec.baseline or '(none)'}.", ""]
+    for attack in table["attacks"] or [None]:
+        parts += [f"## {attack or 'training only'}", "", tables.markdown_table(table, attack), ""]
+    if tables.tuning_markdown(table["tuning"]):
+        parts += ["## Tuned on dev", "", tables.tuning_markdown(table["tuning"]), ""]
+    (out / "table.md").write_text("\n".join(parts))
+    for figure in figures(table, load_runs(root)):
+        plots.save(figure, out / "plots")
+    return table
+
+
+def figures(table: dict, runs: list[dict]) -> list[plots.Figure]:
+    """Every figure the table and the runs support (trade-off per attack, forgetting, swept values)."""
+    made = [plots.tradeoff(table, attack) for attack in table["attacks"]]
+    made.append(plots.forgetting(runs))
+    swept = sorted({key for row in table["rows"] for key in row["params"] if key not in _tuned_keys(table)})
+    made += [plots.ablation(table, key, attack) for key in swept for attack in table["attacks"]]
+    return [f for f in made if f is not None]
+
+
+def _tuned_keys(table: dict) -> set[str]:
+    return {key for rows in table["tuning"].values() for r in rows for key in r["values"]}

@@ -1,0 +1,198 @@
+"""Multi-seed sweeps: statistics, the grid, resuming after a kill, the paired table, stale rows, --list."""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from riftkit.cli import main
+from riftkit.config import ConfigError
+from riftkit.evaluation.statistics import mean_ci, paired_bootstrap
+from riftkit.evaluation.study import read_examples
+from riftkit.sweep import load_sweep
+from riftkit.sweep.runner import Sweep
+
+from .test_attacks_victims import SUBS
+
+# -- statistics ------------------------------------------------------------------------------------
+
+
+def test_mean_ci_is_the_student_t_interval():
+    values = [0.30, 0.34, 0.35]
+    ci = mean_ci(values)
+    mean, sd = np.mean(values), np.std(values, ddof=1)
+    half = stats.t.ppf(0.975, df=2) * sd / np.sqrt(3)  # 4.303 * s / sqrt(3)
+    assert ci.mean == pytest.approx(mean) and ci.low == pytest.approx(mean - half) and ci.high == pytest.approx(mean + half)
+    assert mean_ci([0.5]).low == mean_ci([0.5]).high == 0.5
+    with pytest.raises(ValueError):
+        mean_ci([])
+
+
+def test_paired_bootstrap_tells_a_consistent_gain_from_noise():
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 2, size=(3, 400)).astype(float)
+    better = base.copy()
+    flip = rng.random((3, 400)) < 0.08  # 8% of the baseline's non-robust examples become robust
+    better[(base == 0) & flip] = 1.0
+    gain = paired_bootstrap(better, base, resamples=2000)
+    assert gain.decided and gain.low > 0 and gain.p_value < 0.01
+    assert gain.mean == pytest.approx((better - base).mean())
+    noise = rng.integers(0, 2, size=(3, 400)).astype(float)
+    coin = paired_bootstrap(noise, base, resamples=2000)
+    assert coin.low < coin.mean < coin.high
+    assert paired_bootstrap(base, base, resamples=500).p_value == 1.0  # no difference at all
+    with pytest.raises(ValueError):
+        paired_bootstrap(base, base[:, :10])
+
+
+# -- a real sweep on a tiny model ----------------------------------------------------------------------------
+
+TOPICS = {"neg": ["bad", "awful", "boring"], "pos": ["good", "great", "fine"]}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tokenizer):
+    """A sweep file over a tiny encoder and a carved 2-class CSV: standard and adv x 2 seeds, tuned lr for adv."""
+    from riftkit.models import random_encoder
+
+    root = tmp_path_factory.mktemp("sweep")
+    data = root / "data" / "toy.csv"
+    data.parent.mkdir()
+    with open(data, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(96):
+            label = "neg" if i % 2 else "pos"
+            words = TOPICS[label]
+            writer.writerow([f"the film {i} was {words[i % 3]} and the plot {words[(i + 1) % 3]}", label])
+    encoder = root / "tiny-encoder"
+    random_encoder(tokenizer.vocab_size, seed=0).save_pretrained(encoder)
+    tokenizer.save_pretrained(encoder)
+    subs = root / "subs.json"
+    subs.write_text(json.dumps({w: list(s) for w, s in SUBS.items()} | {"bad": ["poor"], "good": ["decent"], "great": ["terrific"], "boring": ["dull"]}))
+    base = root / "base.yaml"
+    base.write_text(
+        f"name: toy\ndata:\n  dataset: {data}\n  labels: [neg, pos]\n  dev_size: 16\n  test_size: 16\n"
+        f"model:\n  encoder: {encoder}\n  max_length: 16\ntrain:\n  epochs: 3\n  batch_size: 16\n  lr: 3.0e-3\n  progress: false\n"
+        f"  select_max_examples: 8\n  forgetting_probe_size: 8\nobjective:\n  substitutions: {subs}\n  adv_steps: 2\n"
+    )
+    sweep = root / "sweep.yaml"
+    sweep.write_text(
+        "name: toy-study\nbase: base.yaml\n"
+        f"output_dir: {root / 'out'}\nresults_dir: {root / 'results'}\nseeds: [0, 1]\nbaseline: standard\n"
+        "overrides: {train.select_metric: dev_robust_ascc}\n"
+        "methods:\n  standard: {overrides: {train.method: standard}}\n"
+        "  adv:\n    overrides: {train.method: adv}\n    tune: {train.lr: [3.0e-3, 1.0e-4]}\n"
+        f"evaluation:\n  attack: {{seed: 0, substitutions: {subs}, lm: none}}\n  attacks:\n    - {{attack: pwws, n: 12}}\n"
+    )
+    return sweep
+
+
+def _cli(*args) -> int:
+    return main(["sweep", *map(str, args), "--quiet"])
+
+
+def test_sweep_lists_runs_then_resumes_and_tabulates_paired_differences(study, capsys):
+    assert _cli(study, "--list") == 0
+    listed = capsys.readouterr().out.splitlines()
+    commands = [line for line in listed if line.startswith("riftkit sweep")]
+    # tuning runs first (adv, 2 values on seed 0), then the untuned method's seeds; adv's seeds wait for its tuning
+    assert [c.split("--run ")[1] for c in commands] == ["adv@lr=0.003-seed0", "adv@lr=0.0001-seed0", "standard-seed0", "standard-seed1"]
+    assert any(line.startswith("# the runs of adv") for line in listed)
+
+    assert _cli(study, "--run", "standard-seed0") == 0  # one run, as a scheduler would start it
+    spec = load_sweep(study)
+    sweep = Sweep(spec)
+    done = {r.run_id for r, _ in sweep.unfinished()[0]}
+    assert "standard-seed0" not in done and "standard-seed1" in done
+
+    # a kill during an attack: the run's attack lost its done-marker and all but 5 of its examples
+    folder = spec.output_dir / "runs" / "standard-seed0" / "attacks" / "pwws-test-n12-seed0"
+    lines = (folder / "examples.jsonl").read_text().splitlines()
+    full = {json.loads(line)["uid"]: json.loads(line) for line in lines}
+    (folder / "examples.jsonl").write_text("\n".join(lines[:5]) + "\n")
+    (folder / "sweep_done.json").unlink()
+    capsys.readouterr()
+    assert _cli(study) == 0  # everything else, and the rest of that attack
+    sessions = [json.loads(line) for line in (folder / "sessions.jsonl").read_text().splitlines()]
+    assert sessions[-1]["examples"] == len(lines) - 5
+    assert {r["uid"]: r for r in read_examples(folder)} == full  # the resumed attack gives the same per-example results
+
+    assert Sweep(spec).unfinished() == ([], [])
+    table = json.loads((spec.results_dir / "table.json").read_text())
+    rows = {r["variant"]: r for r in table["rows"]}
+    assert set(rows) == {"standard", "adv"}  # tuned values are not part of the row's name
+    winner = next(r for r in table["tuning"]["adv"] if r.get("won"))
+    assert rows["adv"]["params"] == {"train.lr": winner["values"]["train.lr"]} and rows["adv"]["n_seeds"] == 2
+    assert winner["value"] == max(r["value"] for r in table["tuning"]["adv"])
+
+    # the paired difference is adv minus standard on the same seeds and the same uids, by hand
+    diffs = []
+    for seed in (0, 1):
+        a = {r["uid"]: r["outcome"] == "failed" for r in read_examples(spec.results_dir / "runs" / f"adv@lr={winner['values']['train.lr']:g}-seed{seed}" / "attacks" / "pwws-test-n12-seed0")}
+        b = {r["uid"]: r["outcome"] == "failed" for r in read_examples(spec.results_dir / "runs" / f"standard-seed{seed}" / "attacks" / "pwws-test-n12-seed0")}
+        assert set(a) == set(b) and len(a) == 12  # the same seeded test examples for every model
+        diffs += [float(a[u]) - float(b[u]) for u in a]
+    paired = rows["adv"]["vs_baseline"]
+    assert paired["mean"] == pytest.approx(np.mean(diffs)) and paired["paired_seeds"] == [0, 1]
+    assert rows["adv"]["robust_accuracy"]["values"] == [
+        json.loads((spec.results_dir / "runs" / f"adv@lr={winner['values']['train.lr']:g}-seed{s}" / "attacks" / "pwws-test-n12-seed0" / "summary.json").read_text())["robust_accuracy"]
+        for s in (0, 1)]
+    assert rows["standard"]["vs_baseline"] is None
+
+    # the committed copy: small files and gzipped example logs, never weights; the same table from it
+    assert not list(spec.results_dir.rglob("*.safetensors"))
+    assert list(spec.results_dir.rglob("examples.jsonl.gz"))
+    run_record = json.loads((spec.results_dir / "runs" / "standard-seed1" / "run.json").read_text())
+    assert run_record["commit"] is None or len(run_record["commit"]) == 40
+    assert (spec.results_dir / "table.md").read_text().count("| standard |") == 1
+    assert (spec.results_dir / "plots" / "tradeoff-pwws-test-n12-seed0.png").is_file()
+    assert (spec.results_dir / "plots" / "forgetting.svg").is_file()
+
+    # changed training code since a run: its row is marked stale
+    record_path = spec.output_dir / "runs" / "standard-seed1" / "run.json"
+    record = json.loads(record_path.read_text())
+    record["training_code_digest"] = "0" * 64
+    record_path.write_text(json.dumps(record))
+    assert _cli(study, "--collect") == 0
+    rows = {r["variant"]: r for r in json.loads((spec.results_dir / "table.json").read_text())["rows"]}
+    assert rows["standard"]["stale"] and not rows["adv"]["stale"]
+
+    # the HTML report of the committed folder
+    assert main(["report", str(spec.results_dir)]) == 0
+    page = (spec.results_dir / "report.html").read_text()
+    assert "toy-study" in page and "data:image/png;base64," in page and 'class="example"' in page
+
+
+def test_a_killed_training_run_starts_over(study, tmp_path):
+    spec = load_sweep(study, [f"output_dir={tmp_path / 'out'}", "results_dir=null", "seeds=[0]", "evaluation.attacks=[]"])
+    sweep = Sweep(spec)
+    run = next(r for r, _ in sweep.unfinished()[0] if r.run_id == "standard-seed0")
+    folder = sweep.run_dir(run)
+    folder.mkdir(parents=True)
+    (folder / "metrics.jsonl").write_text('{"event": "start", "from": "a killed run"}\n')
+    sweep.run(run, final=True)
+    assert "a killed run" not in (folder / "metrics.jsonl").read_text() and (folder / "summary.json").is_file()
+
+
+def test_bad_sweep_files_are_named(tmp_path, study):
+    bad = tmp_path / "bad.yaml"
+    text = study.read_text()
+    bad.write_text(text.replace("baseline: standard", "baseline: nope").replace("base: base.yaml", f"base: {study.parent / 'base.yaml'}"))
+    with pytest.raises(ConfigError, match="baseline 'nope'"):
+        load_sweep(bad)
+    bad.write_text(text.replace("base: base.yaml", f"base: {study.parent / 'base.yaml'}").replace("train.method: adv}", "train.methd: adv}"))
+    with pytest.raises(ConfigError, match=r"run adv@lr=0.003-seed0: .*methd"):
+        load_sweep(bad)
+    bad.write_text(text.replace("base: base.yaml", f"base: {study.parent / 'base.yaml'}").replace("seeds: [0, 1]", "seeds: [0, 0]"))
+    with pytest.raises(ConfigError, match="seeds"):
+        load_sweep(bad)
+    with gzip.open(tmp_path / "x.gz", "wt") as handle:  # read_examples reads the gzipped copy
+        handle.write('{"uid": "a", "outcome": "failed"}\n')
+    (tmp_path / "x.gz").rename(tmp_path / "examples.jsonl.gz")
+    assert read_examples(tmp_path) == [{"uid": "a", "outcome": "failed"}]
