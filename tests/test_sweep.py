@@ -103,6 +103,8 @@ def test_sweep_lists_runs_then_resumes_and_tabulates_paired_differences(study, c
     commands = [line for line in listed if line.startswith("riftkit sweep")]
     # tuning runs first (adv, 2 values on seed 0), then the untuned method's seeds; adv's seeds wait for its tuning
     assert [c.split("--run ")[1] for c in commands] == ["adv@lr=0.003-seed0", "adv@lr=0.0001-seed0", "standard-seed0", "standard-seed1"]
+    assert [r.run_id for r in load_sweep(study).final_runs({"adv": {"train.lr": 3e-3}})] == [  # seed-major
+        "standard-seed0", "adv@lr=0.003-seed0", "standard-seed1", "adv@lr=0.003-seed1"]
     assert any(line.startswith("# the runs of adv") for line in listed)
 
     assert _cli(study, "--run", "standard-seed0") == 0  # one run, as a scheduler would start it

@@ -95,13 +95,13 @@ class SweepSpec:
         return runs
 
     def final_runs(self, winners: dict[str, dict[str, Any]]) -> list[RunPlan]:
-        """Every seed of every method and grid value; a tuned method needs its winner (``winners[method]``)."""
+        """Every seed of every method and grid value, seed by seed; a tuned method needs its winner (``winners[method]``)."""
         runs = []
-        for method in self.methods.values():
-            if method.tune and method.name not in winners:
-                continue
-            for grid_values in _product(method.grid):
-                for seed in self.seeds:
+        for seed in self.seeds:  # seed-major: a sweep cut short still has every method on its first seeds (pairs)
+            for method in self.methods.values():
+                if method.tune and method.name not in winners:
+                    continue
+                for grid_values in _product(method.grid):
                     runs.append(self._plan(method, {**grid_values, **winners.get(method.name, {})}, seed))
         return runs
 
