@@ -220,3 +220,13 @@ def test_standard_fine_tuning_of_embedded_minilm_on_sst2(data_dir, tmp_path):
     result = train(config, splits)
     assert result.best_dev["accuracy"] >= 0.70, result.best_dev
     assert result.test["accuracy"] >= 0.70, result.test
+
+
+def test_bf16_autocast_trains_and_is_off_by_default(make_tiny, tmp_path):
+    """train.autocast: bf16 runs the step's forward passes in bfloat16 (the losses differ from fp32), still learns."""
+    assert TrainConfig().autocast == "fp32"
+    fp32 = train(tiny_config(tmp_path / "fp32", epochs=3), toy_splits(), model=make_tiny())
+    bf16 = train(tiny_config(tmp_path / "bf16", epochs=3, autocast="bf16"), toy_splits(), model=make_tiny())
+    losses = [[r["loss"] for r in read_metrics(p / "run" / "metrics.jsonl") if r["event"] == "train_epoch"] for p in (tmp_path / "fp32", tmp_path / "bf16")]
+    assert losses[0] != losses[1] and all(abs(a - b) < 0.05 for a, b in zip(*losses))  # rounding, not another computation
+    assert bf16.best_dev["accuracy"] >= fp32.best_dev["accuracy"] - 0.125

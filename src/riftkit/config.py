@@ -119,6 +119,10 @@ class TrainConfig:
     seed: int = 0
     num_threads: int | None = None
     progress: bool = True
+    # Mixed precision of the training step's forward passes (the objective, adversary included): "fp32" (no autocast),
+    # the default, so that studies' numbers do not move; "bf16" = torch.autocast with bfloat16 (GPUs with bf16:
+    # A100, H100; scripts/paper_gpu.sh uses it). Backward and the optimiser stay in fp32 weights.
+    autocast: Literal["fp32", "bf16"] = "fp32"
 
 
 @dataclass

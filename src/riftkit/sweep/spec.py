@@ -167,7 +167,7 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         bad = sorted(set(body) - METHOD_KEYS)
         if bad:
             raise ConfigError(f"{mwhere}: unknown key(s) {bad}; known keys: {sorted(METHOD_KEYS)}")
-        spec = MethodSpec(str(name_), _typed(body.get("overrides") or {}, dict, f"{mwhere}.overrides"),
+        spec = MethodSpec(str(name_), _flatten(_typed(body.get("overrides") or {}, dict, f"{mwhere}.overrides")),
                           _value_lists(body.get("tune") or {}, f"{mwhere}.tune"), _value_lists(body.get("grid") or {}, f"{mwhere}.grid"))
         if set(spec.tune) & set(spec.grid):
             raise ConfigError(f"{mwhere}: {sorted(set(spec.tune) & set(spec.grid))} both tuned and swept")
@@ -189,7 +189,7 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         output_dir=Path(_typed(raw["output_dir"], str, f"{where}: output_dir")),
         results_dir=Path(raw["results_dir"]) if raw.get("results_dir") else None,
         seeds=seeds, baseline=baseline, methods=methods,
-        overrides=_typed(raw.get("overrides") or {}, dict, f"{where}: overrides"),
+        overrides=_flatten(_typed(raw.get("overrides") or {}, dict, f"{where}: overrides")),
         attack=_typed(evaluation.get("attack") or {}, dict, f"{where}: evaluation.attack"), attacks=attacks,
     )
     # Every run's experiment and every attack must load now, not hours into the sweep.
@@ -208,6 +208,20 @@ def _typed(value: Any, kind: type, where: str) -> Any:
     if not isinstance(value, kind):
         raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}")
     return value
+
+
+def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
+    """``{model: {encoder: x}}`` and ``{model.encoder: x}`` alike become ``{"model.encoder": x}``
+    (a command-line override ``overrides.model.encoder=x`` arrives nested), so that an override
+    replaces one field, never a whole section."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(_flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
 
 
 def _value_lists(values: dict, where: str) -> dict[str, list[Any]]:

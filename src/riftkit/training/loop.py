@@ -182,7 +182,8 @@ def train(
             batch = TrainBatch(examples, model.encode_examples(examples).to(device), torch.tensor([e.label for e in examples], device=device),
                                torch.tensor(indices, device=device))
 
-            result = objective(model, batch)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast == "bf16"):
+                result = objective(model, batch)
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             if cfg.max_grad_norm:
