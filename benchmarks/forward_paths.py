@@ -25,7 +25,6 @@ import argparse
 import copy
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -86,21 +85,11 @@ def paths(model_path: str, max_length: int) -> dict[str, Callable[[], Callable]]
         return model, lambda batch: quantized(**batch)
 
     def onnx():
-        import onnxruntime as ort
+        from riftkit.models.backends import OnnxRuntimeVictim  # the attacks' own ONNX path (attack.backend)
 
         model = load_classifier(model_path).eval()
-        example = model.encode([(("a", "short", "example"),), (("a", "longer", "example", "with", "padding", "in", "its", "batch", "mate"),)])  # padded: the mask is traced
-        # positional, in forward()'s order: input names are given to the graph's inputs in that order
-        names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in example]
-        folder = Path(tempfile.mkdtemp(prefix="riftkit-onnx-"))
-        path = folder / "model.onnx"
-        axes = {name: {0: "batch", 1: "tokens"} for name in names}
-        torch.onnx.export(model, tuple(example[n] for n in names), str(path), input_names=names, output_names=["logits"],
-                          dynamic_axes={**axes, "logits": {0: "batch"}}, dynamo=False, opset_version=17)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = torch.get_num_threads()
-        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        return model, lambda batch: torch.from_numpy(session.run(None, {k: batch[k].numpy() for k in names})[0])
+        victim = OnnxRuntimeVictim(model)
+        return model, victim.logits
 
     return {"eager": eager, "attn-eager": attention("eager"), "attn-sdpa": attention("sdpa"), "compile": compiled, "bf16": bf16,
             "int8-dynamic": int8, "onnxruntime": onnx}

@@ -82,9 +82,18 @@ def test_data_dir_precedence(monkeypatch, tmp_path):
 def test_every_shipped_config_parses():
     from pathlib import Path
 
+    from riftkit.config import read_yaml_mapping
+    from riftkit.sweep import load_sweep
+
     configs = sorted((Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml"))
     assert len(configs) >= 8
+    sweeps = [p for p in configs if "methods" in read_yaml_mapping(p)]
+    assert len(sweeps) >= 3  # configs/study/sst2.yaml, configs/paper/study_{imdb,snli}.yaml
     for path in configs:
+        if path in sweeps:  # a sweep: every run of it resolves to an experiment (load_sweep checks them all)
+            spec = load_sweep(path)
+            assert spec.output_dir.parts[0] == "runs" and spec.results_dir.parts[0] == "results", path
+            continue
         config = load_config(path)
         assert config.name and config.output_dir.startswith("runs/"), path
 
@@ -103,7 +112,7 @@ def test_paper_configs_follow_method_md():
 
     folder = Path(__file__).resolve().parents[1] / "configs" / "paper"
     seen = set()
-    for path in sorted(folder.glob("*.yaml")):
+    for path in sorted(p for p in folder.glob("*.yaml") if not p.stem.startswith("study_")):
         dataset, encoder, method = path.stem.split("_", 2)
         config = load_config(path)
         expected = PAPER[dataset]
@@ -173,3 +182,24 @@ def test_result_settings_hold_only_the_section_of_the_attack_run():
     assert AttackConfig(attack="genetic", genetic=GeneticConfig(population=8)).result_settings() != genetic
     assert AttackConfig(attack="ascc", ascc=ASCCSearchConfig(decode="single")).result_settings()["ascc"]["decode"] == "single"
     assert "nope" not in AttackConfig(attack="nope").result_settings()  # an attack without a section: common fields only
+
+
+def test_paper_study_sweeps_resolve_to_the_papers_settings():
+    """configs/paper/study_*.yaml: every run (tuning values included) has METHOD.md's settings; the paper's protocol of attacks."""
+    from pathlib import Path
+
+    from riftkit.sweep import load_sweep
+
+    for dataset, expected in PAPER.items():
+        spec = load_sweep(Path(__file__).resolve().parents[1] / "configs" / "paper" / f"study_{dataset}.yaml")
+        assert set(spec.methods) == {"standard", "adv_base", "adv_ptwd", "adv_mixout", "rift"} and spec.seeds == [0, 1, 2]
+        winners = {m: {k: v[0] for k, v in spec.methods[m].tune.items()} for m in ("adv_ptwd", "adv_mixout")}
+        for run in spec.tuning_runs() + spec.final_runs(winners):
+            config = spec.experiment(run)
+            assert config.model.max_length == expected["max_length"] and config.train.epochs == 20, run.run_id
+            assert config.train.select_metric == "dev_robust_ascc" and config.objective.beta == expected["beta"], run.run_id
+            if run.method == "rift":
+                assert config.objective.alpha == expected["alpha"] and config.objective.info == "conditional"
+        attacks = {c.attack: c for c in spec.attack_configs()}
+        assert set(attacks) == {"genetic", "pwws", "ascc"} and all(c.n == 1000 and c.split == "test" for c in attacks.values())
+        assert (attacks["genetic"].genetic.population, attacks["genetic"].genetic.generations) == (60, 40)

@@ -123,6 +123,10 @@ class TrainConfig:
     # the default, so that studies' numbers do not move; "bf16" = torch.autocast with bfloat16 (GPUs with bf16:
     # A100, H100; scripts/paper_gpu.sh uses it). Backward and the optimiser stay in fp32 weights.
     autocast: Literal["fp32", "bf16"] = "fp32"
+    # Checkpoints (<output_dir>/checkpoints/step-<N>/, for `riftkit train --resume`): at every epoch end and,
+    # when > 0, every N optimiser steps; the newest keep_checkpoints are kept (best/ is kept besides them).
+    checkpoint_every_steps: int = 0
+    keep_checkpoints: int = 2
 
 
 @dataclass
@@ -205,6 +209,11 @@ class AttackConfig:
     cache_size: int = field(default=100_000, metadata=NOT_A_RESULT)  # predictions kept by the query layer
     output_dir: str | None = field(default=None, metadata=NOT_A_RESULT)  # default: next to the model, attack-<name>-<split>-n<N>-seed<S>
     num_threads: int | None = field(default=None, metadata=NOT_A_RESULT)
+    # The black-box searches' forward path (riftkit.models.backends): "auto" = ONNX Runtime when the model is on
+    # the CPU and ONNX Runtime is exact on a probe of the attacked inputs (same argmax, |dp| <= 1e-4), else
+    # PyTorch; "torch"; "onnxruntime" (an error when not exact). Exact paths only, so never a result field.
+    # The white-box ASCC attack always uses PyTorch (gradients).
+    backend: Literal["auto", "torch", "onnxruntime"] = field(default="auto", metadata=NOT_A_RESULT)
     # Each search's own knobs, under its name (attack.genetic.population, attack.ascc.decode, ...). Only the
     # section of the attack being run is part of its result settings (result_settings()).
     pwws: PWWSConfig = field(default_factory=PWWSConfig)

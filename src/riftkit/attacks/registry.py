@@ -36,6 +36,8 @@ class AttackSetup:
     substitutions: SubstitutionSet
     config: AttackConfig
     language_model: LanguageModel | None = None
+    # what the black-box searches query (riftkit.models.backends: ONNX Runtime when exact); None: the model itself
+    victim: Any = None
 
 
 def _filters(setup: AttackSetup) -> list:
@@ -50,7 +52,7 @@ def _filters(setup: AttackSetup) -> list:
 def _common(setup: AttackSetup) -> dict:
     c = setup.config
     return {
-        "victim": setup.model,
+        "victim": setup.victim or setup.model,
         "transformation": WordSwap(setup.substitutions, setup.task.attacked_segment),
         "candidate_filters": _filters(setup),
         "max_change_rate": c.max_change_rate,

@@ -34,9 +34,12 @@ from ..evaluation.outcomes import OUTCOMES, summarize
 from ..substitutions.lm import LanguageModel, NGramLM, drop_subphrases, load_language_model
 from ..substitutions.sets import load_substitutions
 from .base import AttackResult
+from ..models.backends import BackendError, resolve_backend
 from .registry import USES_LM_BY_DEFAULT, AttackSetup, build_attack
 
 SETTINGS_FILE, RESULTS_FILE, SESSIONS_FILE, SUMMARY_FILE = "settings.json", "examples.jsonl", "sessions.jsonl", "summary.json"
+WHITE_BOX = ("ascc",)  # attacks that need the model's gradients: always the PyTorch path
+BACKEND_PROBE = 64  # attacked inputs on which a faster forward path must agree exactly with PyTorch
 RECORD_FIELDS = {"uid": str, "label": int, "outcome": str, "original": str, "adversarial": str, "substitutions": list,
                  "queries": int, "changed_share": (int, float)}
 
@@ -226,8 +229,16 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
         f" ({len(done)} done before, {len(todo)} to go) -> {folder}")
 
     start = time.perf_counter()
+    backend = {"backend": "torch", "why": "white-box: gradients"} if config.attack in WHITE_BOX else None
     if todo:
+        victim = None
+        if backend is None:
+            try:
+                victim, backend = resolve_backend(model, config.backend, [e.segments for e in todo[:BACKEND_PROBE]], log)
+            except BackendError as err:
+                raise ConfigError(str(err)) from None
         setup = AttackSetup(
+            victim=victim,
             model=model,
             task=splits.task,
             substitutions=load_substitutions(config.substitutions, data_dir),
@@ -251,12 +262,18 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
                 log(f"{type(constraint).__name__}: removed {constraint.removed} of {constraint.checked} candidate substitutes ({100 * constraint.removed_share:.1f}%)")
     wall = time.perf_counter() - start
     with open(folder / SESSIONS_FILE, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"examples": len(todo), "wall_time_s": round(wall, 3), "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+        handle.write(json.dumps({"examples": len(todo), "wall_time_s": round(wall, 3), "backend": backend,
+                                 "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
+    if backend is not None:  # the forward path of the first session that attacked (exact paths only: never compared)
+        stored = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
+        if "backend" not in stored:
+            stored["backend"] = backend
+            (folder / SETTINGS_FILE).write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
 
     summary = summarize([done[e.uid] for e in examples])
     summary.update({"attack": config.attack, "model": settings["model"], "model_sha256": settings["model_sha256"],
                     "task": splits.task.name, "split": config.split, "data_role": data_role,
-                    "seed": config.seed, "wall_time_s": round(wall, 3), "examples_this_session": len(todo),
+                    "seed": config.seed, "wall_time_s": round(wall, 3), "examples_this_session": len(todo), "backend": backend,
                     "wall_time_all_sessions_s": round(_total_wall_time(folder / SESSIONS_FILE), 3),
                     "config": dataclasses.asdict(config)})
     if (folder / "lm.json").is_file():  # the language model the constraint resolved to (attack.lm: auto says little)
