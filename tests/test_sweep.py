@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import gzip
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -119,6 +120,7 @@ def test_sweep_lists_runs_then_resumes_and_tabulates_paired_differences(study, c
     full = {json.loads(line)["uid"]: json.loads(line) for line in lines}
     (folder / "examples.jsonl").write_text("\n".join(lines[:5]) + "\n")
     (folder / "sweep_done.json").unlink()
+    shutil.rmtree(spec.results_dir / "runs" / "standard-seed0" / "attacks" / folder.name)  # an unfinished attack is never copied
     capsys.readouterr()
     assert _cli(study) == 0  # everything else, and the rest of that attack
     sessions = [json.loads(line) for line in (folder / "sessions.jsonl").read_text().splitlines()]
@@ -156,8 +158,16 @@ def test_sweep_lists_runs_then_resumes_and_tabulates_paired_differences(study, c
     assert (spec.results_dir / "plots" / "tradeoff-pwws-test-n12-seed0.png").is_file()
     assert (spec.results_dir / "plots" / "forgetting.svg").is_file()
 
+    # a fresh clone has only the committed copy (no weights): nothing is left to run, and the table is the same
+    shutil.rmtree(spec.output_dir)
+    assert Sweep(spec).unfinished() == ([], [])
+    assert _cli(study, "--collect") == 0
+    again = {r["variant"]: r for r in json.loads((spec.results_dir / "table.json").read_text())["rows"]}
+    assert {v: r["robust_accuracy"] for v, r in again.items()} == {v: r["robust_accuracy"] for v, r in rows.items()}
+    assert again["adv"]["vs_baseline"] == rows["adv"]["vs_baseline"]
+
     # changed training code since a run: its row is marked stale
-    record_path = spec.output_dir / "runs" / "standard-seed1" / "run.json"
+    record_path = spec.results_dir / "runs" / "standard-seed1" / "run.json"
     record = json.loads(record_path.read_text())
     record["training_code_digest"] = "0" * 64
     record_path.write_text(json.dumps(record))

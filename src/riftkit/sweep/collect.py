@@ -14,12 +14,15 @@ TABLE_FILES = ("table.json", "table.csv", "table.md")
 
 
 def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None = None) -> dict:
-    """Build the study table from ``root`` (default: the sweep's output_dir) and write it, with plots, to ``out``.
+    """Build the study table from ``root`` and write it, with plots, to ``out``.
+
+    ``root`` defaults to the sweep's results_dir (where every finished run is copied, also on a fresh
+    clone that has no weights) when it has one, else its output_dir.
 
     ``out`` defaults to the sweep's results_dir (else its output_dir). Returns the table dict.
     """
     spec = sweep.spec
-    root = Path(root or spec.output_dir)
+    root = Path(root or (spec.results_dir if spec.results_dir and (spec.results_dir / "runs").is_dir() else spec.output_dir))
     out = Path(out or spec.results_dir or spec.output_dir)
     _, tuning = sweep.winners()
     table = study_table(root, spec.baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning)

@@ -9,7 +9,9 @@ Layout (``output_dir`` of the sweep; ``results_dir`` mirrors it without weights)
     table.json, table.csv, table.md   written by ``collect``
 
 A run is finished when its ``summary.json`` exists (training) and every attack has
-``sweep_done.json``. Training that was killed starts over (the partial folder is
+``sweep_done.json``, in its working folder or in the committed copy under ``results_dir``
+(so a fresh clone continues a study where the last machine left it; a finished run
+whose weights are gone is retrained only if a new attack needs them). Training that was killed starts over (the partial folder is
 cleared; resumable training is a later step); an attack that was killed resumes
 from its per-example log. So ``riftkit sweep`` can be killed at any moment and
 run again. Tuning runs (first seed, one per value) only train; once all of a
@@ -49,11 +51,19 @@ class Sweep:
     def run_dir(self, run: RunPlan) -> Path:
         return self.spec.output_dir / "runs" / run.run_id
 
+    def copy_dir(self, run: RunPlan) -> Path | None:
+        return self.spec.results_dir / "runs" / run.run_id if self.spec.results_dir else None
+
+    def _places(self, run: RunPlan) -> list[Path]:
+        """Where a run's finished state may be: its working folder, and the committed copy (a fresh clone has only that)."""
+        return [p for p in (self.run_dir(run), self.copy_dir(run)) if p is not None]
+
     def trained(self, run: RunPlan) -> bool:
-        return (self.run_dir(run) / "summary.json").is_file()
+        return any((place / "summary.json").is_file() for place in self._places(run))
 
     def attacked(self, run: RunPlan) -> bool:
-        return all((self.run_dir(run) / "attacks" / attack_folder_name(c) / DONE_FILE).is_file() for c in self.spec.attack_configs())
+        return any(all((place / "attacks" / attack_folder_name(c) / DONE_FILE).is_file() for c in self.spec.attack_configs())
+                   for place in self._places(run))
 
     def winners(self) -> tuple[dict[str, dict], dict[str, list[dict]]]:
         """Per tuned method: the winning values (once all its tuning runs trained), and every value's dev metric."""
@@ -113,7 +123,10 @@ class Sweep:
         config = self.spec.experiment(run)
         out = self.run_dir(run)
         splits = self._load(config.data, load_splits)
-        if not self.trained(run):
+        needs_model = final and not self.attacked(run)
+        if not (out / "summary.json").is_file() and (needs_model or not self.trained(run)):
+            # Not trained here (or trained on another machine, whose weights are not committed, and an attack is
+            # still to do): train. Training is deterministic on one machine, so a retrained model is the same model.
             if out.exists():  # a killed training run: its partial files would mix with the new ones
                 self.log(f"sweep: {run.run_id}: training did not finish before; starting it again")
                 shutil.rmtree(out)
@@ -122,11 +135,12 @@ class Sweep:
             start = time.time()
             train(config, splits, data_dir=self.data_dir)
             self._write_run_record(run, config, final, round(time.time() - start, 1))
-        elif not (out / RUN_FILE).is_file():
+        elif (out / "summary.json").is_file() and not (out / RUN_FILE).is_file():
             self._write_run_record(run, config, final, None)
-        if final:
+        if needs_model:
             self._attack(run, config, splits)
-        self.export(run)
+        if (out / "summary.json").is_file():
+            self.export(run)
 
     def run_all(self) -> None:
         """Advance every unfinished run; tuning runs first, so that their winners are known for the rest."""
@@ -174,8 +188,10 @@ class Sweep:
         return self._splits[key]
 
     def _summary(self, run: RunPlan) -> dict | None:
-        path = self.run_dir(run) / "summary.json"
-        return json.loads(path.read_text()) if path.is_file() else None
+        for place in self._places(run):
+            if (place / "summary.json").is_file():
+                return json.loads((place / "summary.json").read_text())
+        return None
 
     # -- the small files to commit ----------------------------------------------------------------
 
