@@ -206,9 +206,24 @@ def cmd_attack(args: argparse.Namespace) -> int:
         torch.set_num_threads(config.num_threads)
     model = load_classifier(args.model)
     data_config, splits, record = _evaluation_data(args, model, dict(values.get("data") or {}), source)
+    shard, processes = _shard(args.shard)
+    if processes is not None and processes.device.type == "cuda":
+        model = model.to(processes.device)
+
+    def attack(shard_of):
+        return run_attack(model, splits, config, args.model, data_dir=args.data_dir or data_config.data_dir, progress=not args.quiet,
+                          data_config=data_config, data_record=record, shard=shard_of)
+
     try:
-        summary = run_attack(model, splits, config, args.model, data_dir=args.data_dir or data_config.data_dir, progress=not args.quiet,
-                             data_config=data_config, data_record=record)
+        summary = attack(shard)
+        if processes is not None:  # launched as several processes: each took a shard; the main one merges
+            processes.wait_for_everyone()
+            if not processes.is_main_process:
+                return 0
+            summary = attack(None)
+        elif shard is not None:
+            print(json.dumps({k: v for k, v in summary.items()}))
+            return 0
     except ValueError as err:  # damaged result logs, bad substitution files: named in the message, reported not raised
         raise err if isinstance(err, ConfigError) else ConfigError(str(err)) from None
     print(format_table(summary, f"riftkit attack: {config.attack} on {summary['n']} {summary['task']} {config.split} examples"))
@@ -250,6 +265,26 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = write(args.folder, args.output, args.baseline)
     print(f"riftkit report: {path}")
     return 0
+
+
+def _shard(text: str | None):
+    """(shard, processes): ``--shard I/N`` as (I, N); under ``accelerate launch`` (or torchrun) with several
+    processes, this process's shard and Accelerate's PartialState (to wait for the others); else (None, None)."""
+    if text:
+        try:
+            index, count = (int(x) for x in text.split("/"))
+        except ValueError:
+            raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
+        return (index, count), None
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        import torch
+        from accelerate import PartialState
+
+        state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo (tests, CPU clusters)
+        return (state.process_index, state.num_processes), state
+    return None, None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -297,6 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", dest="output_dir", help="the attack folder (default: next to the model)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--allow-overlap", action="store_true", help=ALLOW_OVERLAP_HELP)
+    p.add_argument("--shard", help="I/N: attack only shard I of N of the sample (for N processes or machines on one folder); "
+                   "a later run without --shard merges the shards and writes the summary. Under `accelerate launch` "
+                   "the processes shard and merge by themselves")
     p.add_argument("overrides", nargs="*", help="attack.key=value or data.key=value overrides")
     _add_data_dir(p)
     p.set_defaults(func=cmd_attack)

@@ -4,6 +4,7 @@ Layout of an attack folder::
 
     settings.json     what was attacked and how (a resumed run must match it)
     examples.jsonl    one line per attacked example, appended and flushed as each finishes
+    examples.shard-<i>-of-<n>.jsonl   the same, per shard, while sharded processes run (merged by the next plain run)
     sessions.jsonl    one line per finished session (examples done, wall time)
     summary.json      the protocol's numbers over every example of the sample
     lm.json           which language model the constraint used (choice, corpus key), when it used one
@@ -195,8 +196,15 @@ def check_settings(path: Path, settings: dict) -> None:
 
 def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: str, output_dir: str | Path | None = None,
                data_dir: str | Path | None = None, progress: bool = True, log: Callable[[str], None] | None = None,
-               data_config=None, data_record: DataRecord | None = None) -> dict:
+               data_config=None, data_record: DataRecord | None = None, shard: tuple[int, int] | None = None) -> dict:
     """Attack a seeded sample of ``config.split`` and write the attack folder; returns the summary.
+
+    ``shard=(i, n)``: attack only the sample's examples i, i+n, i+2n, ... (0-based), appending to
+    ``examples.shard-<i>-of-<n>.jsonl``; several processes or machines can each take a shard of one
+    folder. Without ``shard``, the shard logs found are merged into ``examples.jsonl`` first, the
+    examples no log has are attacked, and the summary is written. Every search draws its randomness
+    from (seed, uid) alone, so the merged log equals a single process's. A shard's summary covers
+    its examples only and is returned, not written.
 
     With ``data_config`` (the DataConfig that built ``splits``), the sample is checked against the
     model's ``data_record`` first: a test sample holding examples that trained or selected the model is
@@ -218,15 +226,27 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
         settings["data"] = {k: v for k, v in dataclasses.asdict(data_config).items() if k not in ("data_dir", "on_error")}
     check_settings(folder / SETTINGS_FILE, settings)
 
-    results = ResultLog(folder / RESULTS_FILE)
-    done = results.read()
+    main_log = ResultLog(folder / RESULTS_FILE)
+    if shard is None:
+        merge_shards(folder, [e.uid for e in examples])
+        results = main_log
+        done = results.read()
+        mine = examples
+    else:
+        index, count = shard
+        if not (0 <= index < count):
+            raise ConfigError(f"shard {index}/{count}: expected 0 <= index < count")
+        results = ResultLog(folder / shard_file_name(index, count))
+        done = {**_shard_records(folder), **main_log.read()}
+        mine = examples[index::count]
     wanted = {e.uid for e in examples}
     strangers = sorted(set(done) - wanted)
     if strangers:
         raise ValueError(f"{results.path}: uid {strangers[0]!r} is not in this run's sample ({len(strangers)} such lines)")
-    todo = [e for e in examples if e.uid not in done]
-    log(f"riftkit attack: {config.attack} on {len(examples)} {splits.task.name} {config.split} examples"
-        f" ({len(done)} done before, {len(todo)} to go) -> {folder}")
+    todo = [e for e in mine if e.uid not in done]
+    part = f" (shard {shard[0]} of {shard[1]}: {len(mine)} examples)" if shard else ""
+    log(f"riftkit attack: {config.attack} on {len(examples)} {splits.task.name} {config.split} examples{part}"
+        f" ({len(mine) - len(todo)} done before, {len(todo)} to go) -> {folder}")
 
     start = time.perf_counter()
     backend = {"backend": "torch", "why": "white-box: gradients"} if config.attack in WHITE_BOX else None
@@ -262,7 +282,7 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
                 log(f"{type(constraint).__name__}: removed {constraint.removed} of {constraint.checked} candidate substitutes ({100 * constraint.removed_share:.1f}%)")
     wall = time.perf_counter() - start
     with open(folder / SESSIONS_FILE, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"examples": len(todo), "wall_time_s": round(wall, 3), "backend": backend,
+        handle.write(json.dumps({"examples": len(todo), "wall_time_s": round(wall, 3), "backend": backend, "shard": list(shard) if shard else None,
                                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
     if backend is not None:  # the forward path of the first session that attacked (exact paths only: never compared)
         stored = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
@@ -270,6 +290,8 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
             stored["backend"] = backend
             (folder / SETTINGS_FILE).write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
 
+    if shard is not None:  # this shard's numbers only; the folder's summary is written by the merging run
+        return {**summarize([done[e.uid] for e in mine]), "shard": list(shard), "wall_time_s": round(wall, 3), "backend": backend}
     summary = summarize([done[e.uid] for e in examples])
     summary.update({"attack": config.attack, "model": settings["model"], "model_sha256": settings["model_sha256"],
                     "task": splits.task.name, "split": config.split, "data_role": data_role,
@@ -280,6 +302,37 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
         summary["lm"] = json.loads((folder / "lm.json").read_text(encoding="utf-8"))
     (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
+
+
+def shard_file_name(index: int, count: int) -> str:
+    return f"examples.shard-{index}-of-{count}.jsonl"
+
+
+def _shard_records(folder: Path) -> dict[str, dict]:
+    records: dict[str, dict] = {}
+    for path in sorted(folder.glob("examples.shard-*-of-*.jsonl")):
+        records.update(ResultLog(path).read())
+    return records
+
+
+def merge_shards(folder: Path, order: Sequence[str]) -> int:
+    """Move the records of every shard log into ``examples.jsonl`` (in sample order) and remove the shard logs.
+
+    Safe to interrupt: records are appended (and fsynced) before a shard log is removed, and a uid
+    already in the main log is not appended again. Returns how many records moved.
+    """
+    shard_logs = sorted(folder.glob("examples.shard-*-of-*.jsonl"))
+    if not shard_logs:
+        return 0
+    main = ResultLog(folder / RESULTS_FILE)
+    have = main.read()
+    pending = {uid: r for uid, r in _shard_records(folder).items() if uid not in have}
+    for uid in order:
+        if uid in pending:
+            main.append(pending[uid])
+    for path in shard_logs:
+        path.unlink()
+    return len(pending)
 
 
 def _weights_digest(model_path: str | Path) -> str | None:
