@@ -43,6 +43,7 @@ sys.path.insert(0, str(HERE))
 import textattack_env  # noqa: E402
 
 from riftkit.attacks.registry import AttackSetup, build_attack  # noqa: E402
+from riftkit.models.backends import resolve_backend  # noqa: E402
 from riftkit.evaluation.outcomes import summarize  # noqa: E402
 from riftkit.config import AttackConfig, DataConfig, PWWSConfig, resolve_data_dir  # noqa: E402
 from riftkit.data import load_splits, sample  # noqa: E402
@@ -56,11 +57,13 @@ TEXTATTACK_ATTACKS = ["textattack-pwws", "textattack-genetic", "textattack-genet
 PAIRS = {"textattack-pwws": "pwws-adaptive", "textattack-genetic": "genetic", "textattack-genetic-sign-fixed": "genetic"}
 
 
-def run_riftkit(model, task, subs, examples, name: str, seed: int, batch_size: int) -> dict:
+def run_riftkit(model, task, subs, examples, name: str, seed: int, batch_size: int, backend: str = "torch") -> dict:
     # "pwws-adaptive": PWWS re-scoring substitutes on the current text, the variant TextAttack implements
     config = AttackConfig(attack=name.removesuffix("-adaptive"), pwws=PWWSConfig(adaptive=name.endswith("-adaptive")), seed=seed, lm="none",
                           batch_size=batch_size, in_flight=len(examples))
-    attack = build_attack(AttackSetup(model=model, task=task, substitutions=subs, config=config))
+    # riftkit's forward path (attack.backend): "torch" is the path before ONNX Runtime, "auto" today's default
+    victim, chosen = resolve_backend(model, backend, [e.segments for e in examples[:64]])
+    attack = build_attack(AttackSetup(model=model, task=task, substitutions=subs, config=config, victim=victim))
     model_s = [0.0]
     victim = attack.queries.victim
 
@@ -76,7 +79,7 @@ def run_riftkit(model, task, subs, examples, name: str, seed: int, batch_size: i
     results = attack.attack(examples)
     wall = time.perf_counter() - start
     records = [r.to_record(task.segment_names) for r in results]
-    return {"wall_s": wall, "summary": summarize(records), "model_texts": attack.queries.model_texts, "model_calls": attack.queries.model_calls,
+    return {"wall_s": wall, "backend": chosen["backend"], "summary": summarize(records), "model_texts": attack.queries.model_texts, "model_calls": attack.queries.model_calls,
             "model_s": model_s[0], "outcomes": {r["uid"]: r["outcome"] for r in records}}
 
 
@@ -113,6 +116,8 @@ def main() -> None:
     parser.add_argument("--ta-venv", default=str(textattack_env.DEFAULT_VENV))
     parser.add_argument("--ta-timeout", type=int, default=1500, help="seconds for the whole TextAttack side")
     parser.add_argument("--skip-textattack", action="store_true")
+    parser.add_argument("--backends", nargs="+", default=["torch", "auto"],
+                        help="riftkit's forward paths, each a row per attack (torch: before ONNX Runtime; auto: the default)")
     parser.add_argument("--riftkit-attacks", nargs="+", default=RIFTKIT_ATTACKS)
     parser.add_argument("--textattack-attacks", nargs="+", default=TEXTATTACK_ATTACKS)
     parser.add_argument("--output", default=str(HERE / "results" / "attack_speed.json"))
@@ -129,7 +134,9 @@ def main() -> None:
 
     results: dict[str, dict] = {}
     for name in args.riftkit_attacks:
-        results[f"riftkit-{name}"] = run_riftkit(model, splits.task, subs, examples, name, args.seed, args.batch_size)
+        for backend in args.backends:
+            suffix = "" if backend == "torch" else f"@{backend}"
+            results[f"riftkit-{name}{suffix}"] = run_riftkit(model, splits.task, subs, examples, name, args.seed, args.batch_size, backend)
         print(f"riftkit-{name}: {len(examples)} examples in {results[f'riftkit-{name}']['wall_s']:.1f} s", file=sys.stderr, flush=True)
     if not args.skip_textattack:
         python = textattack_env.ensure_env(Path(args.ta_venv), log=lambda m: print(m, file=sys.stderr))
@@ -146,7 +153,11 @@ def main() -> None:
         row["texts_per_call"] = round(row["model_texts"] / row["model_calls"], 1) if row["model_calls"] else None
         if not run.get("complete", True):
             row["attack"] += f" (timed out after {s['n']}/{len(examples)})"
-        mine = results.get(f"riftkit-{PAIRS.get(name, '')}")
+        row["backend"] = run.get("backend")
+        pair = f"riftkit-{PAIRS.get(name, '')}"
+        mine = results.get(f"{pair}@auto", results.get(pair))  # the default path when it ran, else the PyTorch path
+        if name.startswith("textattack") and results.get(pair) is not None and mine is not results.get(pair):
+            row["riftkit_torch_speedup"] = round(run["wall_s"] / results[pair]["wall_s"], 2)  # before ONNX Runtime
         if mine is not None:
             if s["n"] < len(examples):
                 # a partial TextAttack run: compare speed per example, accuracy on the same examples
