@@ -127,9 +127,13 @@ def measure(model_path: str, texts: Sequence, batches: list[int], names: list[st
 
 def texts_of(model_path: str, n: int, data_dir: str | None) -> list:
     record = DataRecord.load(model_path)
-    if record is None:
-        raise SystemExit(f"{model_path}: no data record; pass a model trained by riftkit after models recorded their data")
-    splits = load_splits(record.data_config(), data_dir)
+    if record is not None:
+        data = record.data_config()
+    else:  # a model saved before models recorded their data: its task's data set, capped
+        from riftkit.config import DataConfig
+
+        data = DataConfig(dataset=load_classifier(model_path).spec.task, max_train=n, max_test=n)
+    splits = load_splits(data, data_dir)
     pool = list(splits.test) + list(splits.dev) + list(splits.train)
     return [e.segments for e in sample(pool, n, seed=0)]
 
