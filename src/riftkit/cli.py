@@ -65,7 +65,7 @@ def _train_and_report(args: argparse.Namespace, config_path: str | None, base=No
     config = load_config(config_path, overrides, base=base)
     splits = load_splits(config.data, args.data_dir)
     print(f"{banner}: {config.name}: {splits.summary()}", file=sys.stderr)
-    result = train(config, splits, data_dir=args.data_dir)
+    result = train(config, splits, data_dir=args.data_dir, resume=getattr(args, "resume", False))
     _report(result, splits)
     return 0
 
@@ -296,6 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="experiment YAML (see configs/)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides, values parsed as YAML")
     p.add_argument("--output-dir", help="where the run is written (overrides output_dir)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue from the newest checkpoint in output_dir (bit-identical to an uninterrupted run); "
+                        "refused if the configuration changed; without a checkpoint, start from scratch")
     _add_data_dir(p)
     p.set_defaults(func=cmd_train)
 

@@ -181,9 +181,16 @@ class Classifier(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Logits h(F(x))."""
-        return self.head(self.features(input_ids, attention_mask, token_type_ids, inputs_embeds))
+        return_features: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Logits h(F(x)); with ``return_features``, the pair (features s = F(x), logits).
+
+        Training objectives reach the student through this one call, so that a wrapper around the
+        model (DistributedDataParallel, FSDP) sees every forward pass.
+        """
+        features = self.features(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        logits = self.head(features)
+        return (features, logits) if return_features else logits
 
     # -- convenience for evaluation and prediction ----------------------------------------
     @torch.no_grad()

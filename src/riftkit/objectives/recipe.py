@@ -47,6 +47,23 @@ class Recipe:
         """Trainable modules besides the classifier (optimised as task layers: weight decay 2e-4)."""
         return [self.info] if self.info is not None else []
 
+    def state_dict(self) -> dict:
+        """What changes during training besides the classifier: the info term's heads and feature queue
+        (tensors), the adversary's round counter. The frozen teacher and theta_0 (PTWD) are rebuilt from
+        the pre-trained encoder, Mixout's masks come from the torch generator (checkpointed with the run)."""
+        state = {"task_term": self.task_term.state_dict() if hasattr(self.task_term, "state_dict") else {}}
+        if self.info is not None:
+            state["info"] = self.info.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        if hasattr(self.task_term, "load_state_dict"):
+            self.task_term.load_state_dict(state["task_term"])
+        if (self.info is None) != ("info" not in state):
+            raise ValueError("objective state: the info term is " + ("missing" if self.info is not None else "unexpected"))
+        if self.info is not None:
+            self.info.load_state_dict(state["info"])
+
     def __call__(self, model: Classifier, batch: TrainBatch) -> ObjectiveOutput:
         out = self.task_term(model, batch)
         if self.info is not None:

@@ -25,6 +25,12 @@ class AdversarialObjective:
         self.seed = seed
         self.step = 0  # calls so far: the round of the next search (checkpointable state)
 
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
     def starts(self, model: Classifier, batch: TrainBatch, step: int, hull=None) -> torch.Tensor:
         """The search's starting logits [B, W, K] for ``batch`` at training step ``step``."""
         hull = hull if hull is not None else self.hulls.build(batch.examples, batch.inputs, self.segments)
@@ -47,10 +53,9 @@ class AdversarialObjective:
         adv_embeds = self.adversarial_embeddings(model, batch)
         self.step += 1
         # clean pass first, as in Standard, so that with beta = 0 the random draws (dropout) are Standard's
-        features = model.features(**batch.inputs)
-        logits = model.head(features)
-        adv_features = model.features(inputs_embeds=adv_embeds, attention_mask=batch.inputs["attention_mask"], token_type_ids=batch.inputs.get("token_type_ids"))
-        adv_logits = model.head(adv_features)
+        features, logits = model(**batch.inputs, return_features=True)
+        adv_features, adv_logits = model(inputs_embeds=adv_embeds, attention_mask=batch.inputs["attention_mask"],
+                                         token_type_ids=batch.inputs.get("token_type_ids"), return_features=True)
         ce = F.cross_entropy(logits, batch.labels)
         kl = kl_divergence(logits, adv_logits).mean()
         loss = ce + self.beta * kl

@@ -12,7 +12,6 @@ class StandardObjective:
     """L = CE(f(x), y)."""
 
     def __call__(self, model: Classifier, batch: TrainBatch) -> ObjectiveOutput:
-        features = model.features(**batch.inputs)
-        logits = model.head(features)
+        features, logits = model(**batch.inputs, return_features=True)
         loss = F.cross_entropy(logits, batch.labels)
         return ObjectiveOutput(loss, logits, {"loss_ce": loss.item()}, {"clean": features})

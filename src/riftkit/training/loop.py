@@ -5,45 +5,56 @@ ASCC adversary finds x_hat (Eq. 8), then CE + beta KL (Eq. 9), plus PTWD or
 Mixout when configured), one AdamW step follows, then one step of the learning-rate
 schedule (linear warm-up, then constant: ``optim.py``). Every epoch end logs the
 forgetting signal (``forgetting.py``, paper Fig. 2). At every epoch end (and every
-``eval_every_steps``) the model is evaluated on dev and the best one is kept:
-by clean accuracy, or by robust accuracy under the white-box ASCC attack for
-the adversarial methods. Test is evaluated once, on the selected model, at the end.
+``eval_every_steps``) the model is evaluated on dev and the best one is kept in
+``best/`` (``selection.py``): by clean accuracy, or by robust accuracy under the
+white-box ASCC attack for the adversarial methods. Test is evaluated once, on the
+selected model (reloaded from ``best/``), at the end.
+
+Checkpoints (``checkpoint.py``) are written at every epoch end and every
+``checkpoint_every_steps``; ``train(..., resume=True)`` continues from the newest
+one bit-identically: same batches, same random draws, same log.
 """
 
 from __future__ import annotations
 
-import copy
+import hashlib
 import json
+import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+import yaml
 from tqdm.auto import tqdm
 
-from ..attacks.ascc import ASCCAttack, robust_accuracy
-from ..config import ExperimentConfig, ModelConfig, save_config
-from ..data.examples import DatasetSplits, Example, TaskSpec
+from ..config import ConfigError, ExperimentConfig, ModelConfig, read_yaml_mapping, save_config, to_dict
+from ..data.examples import DatasetSplits, TaskSpec
 from ..data.roles import DataRecord
 from ..data.splits import sample
 from ..evaluation.accuracy import evaluate_accuracy
 from ..models.classifier import Classifier, build_classifier
 from ..models.encoder import load_encoder, load_tokenizer
-from ..models.io import save_classifier
 from ..objectives import TrainBatch, build_objective
 from ..substitutions.hull import HullBuilder
 from ..substitutions.sets import load_substitutions
+from .checkpoint import (
+    CHECKPOINT_DIR, checkpoint_name, config_changes, latest_checkpoint, load_checkpoint, prune_checkpoints, rng_state,
+    save_checkpoint, set_rng_state,
+)
 from .forgetting import ForgettingProbe
 from .log import MetricsLog, RunningMean
 from .optim import build_optimizer, build_scheduler
 from .sampler import BatchSampler
+from .selection import BEST_DIR, DevEvaluator, ModelSelection
 
-BEST_DIR = "best"
+__all__ = ["BEST_DIR", "DevEvaluator", "TrainResult", "TrainState", "build_model", "seed_everything", "train"]
 
 
 @dataclass
 class TrainState:
-    """Progress and model-selection state (saved as JSON after every evaluation)."""
+    """Progress and model-selection state (saved as JSON after every evaluation, and in every checkpoint)."""
 
     step: int = 0
     epoch: int = 0
@@ -78,35 +89,28 @@ def build_model(config: ModelConfig, task: TaskSpec, seed: int) -> Classifier:
     )
 
 
-class DevEvaluator:
-    """Clean dev accuracy, and robust accuracy under ASCC when selecting by it."""
+def data_fingerprint(splits: DatasetSplits) -> str:
+    """SHA-256 of the training examples' ids and labels, in order (a resumed run must see the same data)."""
+    digest = hashlib.sha256()
+    for example in splits.train:
+        digest.update(f"{example.uid}\t{example.label}\n".encode())
+    return digest.hexdigest()
 
-    def __init__(self, config: ExperimentConfig, splits: DatasetSplits, model: Classifier, hulls: HullBuilder | None):
-        cfg = config.train
-        metric = cfg.select_metric
-        if metric == "auto":
-            metric = "dev_accuracy" if config.train.method == "standard" else "dev_robust_ascc"
-        self.with_robust = metric == "dev_robust_ascc" or cfg.eval_robust_ascc
-        if self.with_robust and hulls is None:
-            raise ValueError("robust accuracy under ASCC needs a substitution set")
-        self.metric, self.config, self.hulls = metric, cfg, hulls
-        self.dev = splits.dev
-        self.robust_dev = sample(splits.dev, cfg.select_max_examples, seed=cfg.seed)
 
-    def robust(self, model: Classifier, examples: list[Example]) -> dict:
-        attack = ASCCAttack(model, self.hulls, steps=self.config.select_attack_steps, batch_size=self.config.eval_batch_size // 4 or 1, seed=self.config.seed)
-        return robust_accuracy(attack.attack(examples))
+def check_resumable(out: Path, config: ExperimentConfig) -> None:
+    """Refuse to resume a run whose configuration changed (``train.progress``, ``train.num_threads`` may)."""
+    saved_path = out / "config.yaml"
+    if not saved_path.is_file():
+        raise ConfigError(f"cannot resume: {saved_path} is missing")
+    current = yaml.safe_load(yaml.safe_dump(to_dict(config), sort_keys=False))  # as the saved file has it
+    changes = config_changes(read_yaml_mapping(saved_path), current)
+    if changes:
+        raise ConfigError(f"cannot resume {out}: the configuration changed since the run started: " + "; ".join(changes)
+                          + " (resume with the run's own configuration, or start a new run without --resume)")
 
-    def __call__(self, model: Classifier) -> tuple[float, dict]:
-        values = {}
-        clean = evaluate_accuracy(model, self.dev, self.config.eval_batch_size)
-        values["dev_accuracy"], values["dev_loss"] = clean["accuracy"], clean["loss"]
-        if self.with_robust:
-            robust = self.robust(model, self.robust_dev)
-            values["dev_robust_ascc"] = robust["robust_accuracy"]
-            values["dev_robust_n"] = robust["n"]
-            values["dev_robust_subset_accuracy"] = robust["vanilla_accuracy"]  # clean accuracy on the same subset
-        return values[self.metric], values
+
+def _say(message: str) -> None:
+    print(f"riftkit train: {message}", file=sys.stderr)
 
 
 def train(
@@ -115,12 +119,36 @@ def train(
     model: Classifier | None = None,
     evaluate_test: bool = True,
     data_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> TrainResult:
+    """Fine-tune and select on dev; ``resume``: continue from the newest checkpoint in ``output_dir`` (if any).
+
+    ``model`` (tests): a freshly built classifier; when resuming, its weights are replaced by the checkpoint's.
+    """
     cfg = config.train
+    for key in ("checkpoint_every_steps", "log_forgetting_every_steps", "forgetting_probe_size"):
+        if getattr(cfg, key) < 0:
+            raise ValueError(f"train.{key} must be >= 0, got {getattr(cfg, key)}")
+    if cfg.keep_checkpoints < 1:
+        raise ValueError(f"train.keep_checkpoints must be >= 1, got {cfg.keep_checkpoints}")
     if cfg.num_threads:
         torch.set_num_threads(cfg.num_threads)
     seed_everything(cfg.seed)
     out = Path(config.output_dir)
+    checkpoints = out / CHECKPOINT_DIR
+    checkpoint = None
+    if resume:
+        newest = latest_checkpoint(checkpoints)
+        if newest is None:
+            _say(f"--resume: no complete checkpoint in {checkpoints}; starting from scratch")
+        else:
+            check_resumable(out, config)
+            checkpoint = load_checkpoint(newest)
+            if checkpoint["trainer"]["data"] != data_fingerprint(splits):
+                raise ConfigError(f"cannot resume {out}: the training examples differ from the run's (same config, other data files?)")
+            _say(f"resuming from {newest} (step {checkpoint['trainer']['state']['step']})")
+    if checkpoint is None and checkpoints.exists():
+        shutil.rmtree(checkpoints)  # a new run: checkpoints of an earlier run in this folder must never be resumed
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
     (out / "data.json").write_text(json.dumps({"summary": splits.summary(), **splits.provenance, "skipped": splits.skipped}, indent=2) + "\n")
@@ -131,10 +159,8 @@ def train(
     model = (model or build_model(config.model, splits.task, cfg.seed)).to(device)
     needs_substitutions = cfg.method != "standard" or cfg.select_metric == "dev_robust_ascc" or cfg.eval_robust_ascc
     substitutions = load_substitutions(config.objective.substitutions, data_dir or config.data.data_dir) if needs_substitutions else None
-    # the forgetting signal (Fig. 2), whatever the method: theta_0 and F0's features on a seeded dev probe, taken now
-    for key in ("log_forgetting_every_steps", "forgetting_probe_size"):
-        if getattr(cfg, key) < 0:
-            raise ValueError(f"train.{key} must be >= 0, got {getattr(cfg, key)}")
+    # Everything taken from the pre-trained model is taken now, before a checkpoint's weights are loaded:
+    # the forgetting signal's theta_0 and F0 features (Fig. 2), the frozen teacher, PTWD's theta_0, Mixout's W0.
     forgetting = ForgettingProbe(model, sample(splits.dev, cfg.forgetting_probe_size, seed=cfg.seed) if cfg.forgetting_probe_size else [], cfg.eval_batch_size)
     objective = build_objective(cfg.method, config.objective, model, substitutions, seed=cfg.seed)
     hulls = HullBuilder(model.tokenizer, substitutions, config.objective.max_candidates) if substitutions else None
@@ -146,38 +172,70 @@ def train(
     sampler = BatchSampler([e.label for e in train_set], cfg.batch_size, splits.task.num_labels, cfg.balanced_batches, cfg.seed)
     scheduler = build_scheduler(optimizer, cfg.epochs * len(sampler), cfg.warmup_ratio, cfg.warmup_start_factor)  # stepped per batch
     log = MetricsLog(out / "metrics.jsonl")
+    selection = ModelSelection(model, out / BEST_DIR, evaluate_dev.metric, data_record)
     state = TrainState()
-    best_weights: dict[str, torch.Tensor] | None = None
+    running: dict[str, RunningMean] = {}  # the epoch in progress
+    lr = optimizer.param_groups[0]["lr"]
     start = time.time()
-    log.write("start", name=config.name, method=cfg.method, select_metric=evaluate_dev.metric, data=splits.summary(),
-              train_examples=len(train_set), steps_per_epoch=len(sampler), device=str(device),
-              pooling=model.spec.pooling, pooling_asked=config.model.pooling)
 
-    record_saved = False
+    if checkpoint is not None:
+        trainer = checkpoint["trainer"]
+        model.load_state_dict(checkpoint["model"])
+        objective.load_state_dict(checkpoint["objective"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        sampler.load_state_dict(trainer["sampler"])
+        selection.load_state_dict(trainer["selection"])
+        selection.recover()
+        state = TrainState(**trainer["state"])
+        running = {k: RunningMean.from_state(v) for k, v in trainer["running"].items()}
+        lr = trainer["lr"]
+        log.truncate(trainer["log_offset"])  # records written after the checkpoint are written again
+        log.elapsed = trainer["elapsed_s"]
+        start = time.time() - trainer["elapsed_s"]
+        set_rng_state(checkpoint["rng"])  # last: building the objective above drew from the generators
+        del checkpoint
+    else:
+        if resume and log.path.exists():
+            log.truncate(0)  # from scratch: the log starts over too
+        log.write("start", name=config.name, method=cfg.method, select_metric=evaluate_dev.metric, data=splits.summary(),
+                  train_examples=len(train_set), steps_per_epoch=len(sampler), device=str(device),
+                  pooling=model.spec.pooling, pooling_asked=config.model.pooling)
+        if cfg.log_forgetting_every_steps:  # the curve's starting point: 0 / 0 / cosine 1
+            log.write("forgetting", step=0, epoch=0.0, lr=lr, **forgetting(model))
 
     def evaluate_and_select(epoch_progress: float) -> None:
-        nonlocal best_weights, record_saved
-        metric, values = evaluate_dev(model)
-        improved = metric > state.best_metric
-        if improved:
-            state.best_metric, state.best_step, state.best_epoch = metric, state.step, epoch_progress
-            best_weights = copy.deepcopy(model.state_dict())
-            save_classifier(model, out / BEST_DIR, extra={"selected_by": evaluate_dev.metric, "dev": values, "step": state.step, "epoch": epoch_progress})
-            if not record_saved:  # the record never changes: written once, with the first best/
-                data_record.save(out / BEST_DIR)
-                record_saved = True
+        _, values = evaluate_dev(model)
+        improved = selection.update(state.step, epoch_progress, values)
+        state.best_metric, state.best_step, state.best_epoch = selection.best_metric, selection.best_step, selection.best_epoch
         record = log.write("eval", step=state.step, epoch=round(epoch_progress, 4), **values, best=improved)
         state.history.append(record)
         (out / "train_state.json").write_text(json.dumps(asdict(state), indent=2) + "\n")
 
-    if cfg.log_forgetting_every_steps:  # the curve's starting point: 0 / 0 / cosine 1
-        log.write("forgetting", step=0, epoch=0.0, lr=optimizer.param_groups[0]["lr"], **forgetting(model))
-    for epoch in range(cfg.epochs):
-        state.epoch = epoch
+    def save() -> None:
+        bundle = {
+            "model": model.state_dict(),
+            "objective": objective.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": rng_state(),
+            "trainer": {
+                "state": asdict(state), "selection": selection.state_dict(), "sampler": sampler.state_dict(),
+                "running": {k: v.state_dict() for k, v in running.items()}, "lr": lr,
+                "log_offset": log.offset(), "elapsed_s": log.elapsed, "data": data_fingerprint(splits),
+            },
+        }
+        save_checkpoint(checkpoints / checkpoint_name(state.step), bundle)
+        prune_checkpoints(checkpoints, cfg.keep_checkpoints)
+
+    while sampler.epoch < cfg.epochs:
+        epoch = state.epoch = sampler.epoch
         model.train()
-        running: dict[str, RunningMean] = {}
-        bar = tqdm(sampler, total=len(sampler), desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
-        for batch_index, indices in enumerate(bar):
+        if sampler.position == 0:
+            running = {}
+        first = sampler.position  # > 0: resumed in the middle of this epoch
+        bar = tqdm(sampler, total=len(sampler), initial=first, desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress, leave=False)
+        for batch_index, indices in enumerate(bar, start=first):
             examples = [train_set[i] for i in indices]
             batch = TrainBatch(examples, model.encode_examples(examples).to(device), torch.tensor([e.label for e in examples], device=device),
                                torch.tensor(indices, device=device))
@@ -197,17 +255,20 @@ def train(
             for key, value in {"loss": result.loss.item(), "accuracy": accuracy, **result.metrics}.items():
                 running.setdefault(key, RunningMean()).add(value, len(indices))
             bar.set_postfix({k: f"{running[k].mean:.4f}" for k in ("loss", "accuracy", "adv_accuracy", "loss_info") if k in running})
-            if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0 and batch_index + 1 < len(sampler):
+            mid_epoch = batch_index + 1 < len(sampler)
+            if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0 and mid_epoch:
                 evaluate_and_select(epoch + (batch_index + 1) / len(sampler))
                 model.train()
             if cfg.log_forgetting_every_steps and state.step % cfg.log_forgetting_every_steps == 0:
                 log.write("forgetting", step=state.step, epoch=round(epoch + (batch_index + 1) / len(sampler), 4), lr=lr, **forgetting(model))
+            if cfg.checkpoint_every_steps and state.step % cfg.checkpoint_every_steps == 0 and mid_epoch:
+                save()  # (the epoch's last step is saved below, once the epoch is logged and evaluated)
         log.write("train_epoch", epoch=epoch + 1, step=state.step, **{k: v.mean for k, v in running.items()}, lr=lr, **forgetting(model))
         evaluate_and_select(epoch + 1.0)
+        save()
 
-    # The selected model (best on dev) is the result; test is looked at once, here.
-    if best_weights is not None:
-        model.load_state_dict(best_weights)
+    # The selected model (best on dev) is the result, reloaded from best/; test is looked at once, here.
+    selection.restore_best()
     best_dev = {evaluate_dev.metric: state.best_metric, "selected_by": evaluate_dev.metric, "step": state.best_step, "epoch": state.best_epoch}
     best_record = next(r for r in state.history if r["step"] == state.best_step and r["best"])
     best_dev["accuracy"] = best_record["dev_accuracy"]
