@@ -181,7 +181,7 @@ def test_sweep_lists_runs_then_resumes_and_tabulates_paired_differences(study, c
     assert "toy-study" in page and "data:image/png;base64," in page and 'class="example"' in page
 
 
-def test_a_killed_training_run_starts_over(study, tmp_path):
+def test_a_killed_training_run_starts_over_or_resumes(study, tmp_path):
     spec = load_sweep(study, [f"output_dir={tmp_path / 'out'}", "results_dir=null", "seeds=[0]", "evaluation.attacks=[]"])
     sweep = Sweep(spec)
     run = next(r for r, _ in sweep.unfinished()[0] if r.run_id == "standard-seed0")
@@ -190,6 +190,14 @@ def test_a_killed_training_run_starts_over(study, tmp_path):
     (folder / "metrics.jsonl").write_text('{"event": "start", "from": "a killed run"}\n')
     sweep.run(run, final=True)
     assert "a killed run" not in (folder / "metrics.jsonl").read_text() and (folder / "summary.json").is_file()
+    # killed after its last checkpoint, before its summary: resumed from the checkpoint, not retrained
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").unlink()
+    said = []
+    Sweep(spec, log=said.append).run(run, final=True)
+    assert any("resuming" in line for line in said)
+    again = json.loads((folder / "summary.json").read_text())
+    assert again["best_dev"] == summary["best_dev"] and again["test"] == summary["test"]
 
 
 def test_bad_sweep_files_are_named(tmp_path, study):

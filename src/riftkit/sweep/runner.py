@@ -11,9 +11,9 @@ Layout (``output_dir`` of the sweep; ``results_dir`` mirrors it without weights)
 A run is finished when its ``summary.json`` exists (training) and every attack has
 ``sweep_done.json``, in its working folder or in the committed copy under ``results_dir``
 (so a fresh clone continues a study where the last machine left it; a finished run
-whose weights are gone is retrained only if a new attack needs them). Training that was killed starts over (the partial folder is
-cleared; resumable training is a later step); an attack that was killed resumes
-from its per-example log. So ``riftkit sweep`` can be killed at any moment and
+whose weights are gone is retrained only if a new attack needs them). Training that was
+killed resumes from its last checkpoint (bit-identical; before its first checkpoint it
+starts over); an attack that was killed resumes from its per-example log. So ``riftkit sweep`` can be killed at any moment and
 run again. Tuning runs (first seed, one per value) only train; once all of a
 method's tuning runs are finished, the value with the best dev selection metric
 wins and the method's final runs use it.
@@ -127,13 +127,13 @@ class Sweep:
         if not (out / "summary.json").is_file() and (needs_model or not self.trained(run)):
             # Not trained here (or trained on another machine, whose weights are not committed, and an attack is
             # still to do): train. Training is deterministic on one machine, so a retrained model is the same model.
-            if out.exists():  # a killed training run: its partial files would mix with the new ones
-                self.log(f"sweep: {run.run_id}: training did not finish before; starting it again")
+            resume = (out / "checkpoints").is_dir()  # a killed training run: continue from its last checkpoint
+            if out.exists() and not resume:  # killed before its first checkpoint: its partial files would mix with the new ones
                 shutil.rmtree(out)
-            self.log(f"sweep: {run.run_id}: training ({config.train.method}, seed {run.seed})")
+            self.log(f"sweep: {run.run_id}: {'resuming' if resume else 'training'} ({config.train.method}, seed {run.seed})")
             config.train.progress = self.progress
             start = time.time()
-            train(config, splits, data_dir=self.data_dir)
+            train(config, splits, data_dir=self.data_dir, resume=resume)
             self._write_run_record(run, config, final, round(time.time() - start, 1))
         elif (out / "summary.json").is_file() and not (out / RUN_FILE).is_file():
             self._write_run_record(run, config, final, None)
