@@ -64,6 +64,10 @@ def _train_and_report(args: argparse.Namespace, config_path: str | None, base=No
         overrides.append(f"output_dir={args.output_dir}")
     config = load_config(config_path, overrides, base=base)
     splits = load_splits(config.data, args.data_dir)
+    if config.train.balanced_batches:
+        missing = [name for label, name in enumerate(splits.task.label_names) if not any(e.label == label for e in splits.train)]
+        if missing:
+            raise ConfigError(f"train.balanced_batches: true needs every class in the train split, which has no example of class(es) {missing}")
     print(f"{banner}: {config.name}: {splits.summary()}", file=sys.stderr)
     result = train(config, splits, data_dir=args.data_dir, resume=getattr(args, "resume", False))
     _report(result, splits)
@@ -376,6 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     from .data import DataFormatError, DataNotFoundError
+    from .files import DamagedFileError, WriteError
     from .models import EncoderNotFoundError
 
     parser = build_parser()
@@ -389,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides = list(args.overrides) + extra
     try:
         return args.func(args)
-    except (ConfigError, DataFormatError, DataNotFoundError, EncoderNotFoundError, FileNotFoundError) as err:
+    except (ConfigError, DataFormatError, DataNotFoundError, EncoderNotFoundError, FileNotFoundError, DamagedFileError, WriteError,
+            FloatingPointError) as err:
         print(f"riftkit {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -22,6 +22,14 @@ DATA_DIR_ENV = "RIFTKIT_DATA_DIR"
 NOT_A_RESULT = {"result": False}
 
 
+def _check_positive(config: Any, section: str, names: tuple[str, ...]) -> None:
+    """ConfigError naming ``section.name`` for the first of ``names`` that is below 1 (counts and sizes)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ConfigError(f"{section}.{name} must be >= 1, got {value}")
+
+
 @dataclass
 class DataConfig:
     # A registered name (sst2, mr, imdb, snli, ...), a folder of split files,
@@ -62,6 +70,9 @@ class ModelConfig:
     # Dropout before the head's first Linear. METHOD.md's head (and the authors' code) has none: 0.
     # Models saved with another value keep theirs (riftkit.json records it).
     head_dropout: float = 0.0
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "model", ("max_length", "head_hidden"))
 
 
 @dataclass
@@ -127,6 +138,9 @@ class TrainConfig:
     # when > 0, every N optimiser steps; the newest keep_checkpoints are kept (best/ is kept besides them).
     checkpoint_every_steps: int = 0
     keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "train", ("batch_size", "eval_batch_size", "keep_checkpoints"))
 
 
 @dataclass
@@ -219,6 +233,9 @@ class AttackConfig:
     pwws: PWWSConfig = field(default_factory=PWWSConfig)
     genetic: GeneticConfig = field(default_factory=GeneticConfig)
     ascc: ASCCSearchConfig = field(default_factory=ASCCSearchConfig)
+
+    def __post_init__(self) -> None:
+        _check_positive(self, "attack", ("batch_size", "in_flight"))
 
     @classmethod
     def sections(cls) -> tuple[str, ...]:

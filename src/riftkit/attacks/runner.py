@@ -31,6 +31,7 @@ from ..data.examples import DatasetSplits, Example, TaskSpec
 from ..data.roles import DataRecord
 from ..data.splits import sample
 from ..evaluation.leakage import held_out_report
+from ..files import writing
 from ..evaluation.outcomes import OUTCOMES, summarize
 from ..substitutions.lm import LanguageModel, NGramLM, drop_subphrases, load_language_model
 from ..substitutions.sets import load_substitutions
@@ -83,10 +84,11 @@ class ResultLog:
         return records
 
     def append(self, record: dict) -> None:
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
+        with writing(self.path, "every line written before is kept; run again to resume"):
+            with open(self.path, "a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
 
 
 # -- the protocol -------------------------------------------------------------------------------------
@@ -213,7 +215,10 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
     log = log or (lambda message: print(message, file=sys.stderr))
     if tuple(splits.task.label_names) != tuple(model.spec.label_names):
         raise ConfigError(f"the model's labels {model.spec.label_names} differ from the data set's {list(splits.task.label_names)}")
-    examples = sample(splits.split(config.split), config.n, config.seed)
+    available = splits.split(config.split)
+    examples = sample(available, config.n, config.seed)
+    if config.n is not None and config.n > len(available):
+        log(f"riftkit attack: asked for {config.n} examples, the {config.split} split has {len(available)}: attacking all {len(available)}")
     _check_unique_uids(examples)
     data_role = None
     if data_config is not None:
@@ -300,7 +305,8 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
                     "config": dataclasses.asdict(config)})
     if (folder / "lm.json").is_file():  # the language model the constraint resolved to (attack.lm: auto says little)
         summary["lm"] = json.loads((folder / "lm.json").read_text(encoding="utf-8"))
-    (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    with writing(folder / SUMMARY_FILE, f"every example's result is kept in {main_log.path}; run again to write the summary"):
+        (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 

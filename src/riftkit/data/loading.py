@@ -52,6 +52,12 @@ def load_splits(config: DataConfig, data_dir: str | Path | None = None) -> Datas
         origin = f"Hub {path}"
     elif name in REGISTRY:
         info = REGISTRY[name]
+        if root is not None and not root.is_dir() and config.source != "hub":
+            raise DataNotFoundError(
+                f"data directory not found: {root} (from --data-dir, else ${DATA_DIR_ENV}, else data.data_dir); point it at the folder "
+                f"holding {', '.join(info.local_files.values())}: --data-dir /path/to/data or export {DATA_DIR_ENV}=/path/to/data "
+                f"(in this repository's workplace: ../shared/data); unset both to use the Hugging Face Hub"
+            )
         task = info.task
         use_local = config.source == "local" or (config.source == "auto" and root is not None and _has_local(info.local_files, root))
         if use_local:

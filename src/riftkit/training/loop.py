@@ -242,6 +242,9 @@ def train(
 
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.autocast == "bf16"):
                 result = objective(model, batch)
+            if not torch.isfinite(result.loss.detach()).all():  # stop before the step: the weights and checkpoints stay good
+                raise FloatingPointError(f"the training loss is {result.loss.item()} at step {state.step + 1} (epoch {epoch + 1}, batch {batch_index + 1}); "
+                                         f"the last good checkpoint is {latest_checkpoint(checkpoints) or 'none (no checkpoint written yet)'}")
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
             if cfg.max_grad_norm:
