@@ -40,3 +40,19 @@ def test_state_dict_resumes_mid_epoch_identically():
     resumed = BatchSampler(labels, batch_size=4, num_classes=2, balanced=True, seed=7)
     resumed.load_state_dict(interrupted.state_dict())
     assert seen + list(resumed) + list(resumed) == reference
+
+
+@pytest.mark.parametrize("balanced", [True, False])
+def test_the_shards_of_all_processes_are_the_one_process_batch(balanced):
+    """Several processes: each keeps its share of the same global batch; balanced shards stay balanced."""
+    labels = [i % 3 for i in range(90)]
+    one = list(BatchSampler(labels, 12, 3, balanced=balanced, seed=4))
+    shards = [list(BatchSampler(labels, 12, 3, balanced=balanced, seed=4, process_index=r, num_processes=2)) for r in range(2)]
+    for step, batch in enumerate(one):
+        parts = [shards[r][step] for r in range(2)]
+        assert sorted(parts[0] + parts[1]) == sorted(batch) and not set(parts[0]) & set(parts[1])
+        if balanced:
+            for part in parts:
+                assert sorted(labels[i] for i in part) == [0, 0, 1, 1, 2, 2]
+    with pytest.raises(ValueError, match="do not split evenly over 3 processes"):
+        BatchSampler(labels, 12, 3, balanced=True, process_index=0, num_processes=3)

@@ -20,7 +20,22 @@ from collections.abc import Iterator, Sequence
 
 
 class BatchSampler:
-    def __init__(self, labels: Sequence[int], batch_size: int, num_classes: int, balanced: bool = False, seed: int = 0):
+    """Batches of example indices; with ``num_processes > 1``, this process's share of each batch.
+
+    Sharding (several processes, e.g. under ``accelerate launch``): every process computes the
+    same global batch and keeps its share, so the shards of all processes together are exactly
+    the one-process batch. Balanced batches are laid out class by class; each process takes
+    ``[index::num_processes]`` of every class block, so every process's batch is balanced too
+    (needs ``batch_size / C`` divisible by the number of processes). Unbalanced batches are
+    split ``[index::num_processes]`` (needs ``batch_size`` divisible by it; a last, smaller
+    batch is split as evenly as it goes).
+    """
+
+    def __init__(self, labels: Sequence[int], batch_size: int, num_classes: int, balanced: bool = False, seed: int = 0,
+                 process_index: int = 0, num_processes: int = 1):
+        if not 0 <= process_index < num_processes:
+            raise ValueError(f"process {process_index} of {num_processes}: expected 0 <= index < number of processes")
+        self.process_index, self.num_processes = process_index, num_processes
         if batch_size < 1:
             raise ValueError(f"train.batch_size must be >= 1, got {batch_size}")
         if not labels:
@@ -39,6 +54,11 @@ class BatchSampler:
             empty = [c for c, items in enumerate(self.by_class) if not items]
             if empty:
                 raise ValueError(f"class-balanced batches: the training set has no example of class(es) {empty}")
+            if (batch_size // num_classes) % num_processes:
+                raise ValueError(f"train.batch_size={batch_size}: {batch_size // num_classes} examples per class do not split "
+                                 f"evenly over {num_processes} processes (every process's batch must stay class-balanced)")
+        elif batch_size % num_processes:
+            raise ValueError(f"train.batch_size={batch_size} does not split evenly over {num_processes} processes")
 
     def __len__(self) -> int:
         return math.ceil(len(self.labels) / self.batch_size)
@@ -59,9 +79,19 @@ class BatchSampler:
         while self.position < len(batches):
             batch = batches[self.position]
             self.position += 1
-            yield batch
+            yield self.shard(batch)
         self.epoch += 1
         self.position = 0
+
+    def shard(self, batch: list[int]) -> list[int]:
+        """This process's share of a global batch (the batch itself with one process)."""
+        if self.num_processes == 1:
+            return batch
+        if not self.balanced:
+            return batch[self.process_index::self.num_processes]
+        per_class = self.batch_size // self.num_classes
+        blocks = [batch[c * per_class:(c + 1) * per_class] for c in range(self.num_classes)]
+        return [i for block in blocks for i in block[self.process_index::self.num_processes]]
 
     def state_dict(self) -> dict:
         return {"seed": self.seed, "epoch": self.epoch, "position": self.position}
