@@ -1,0 +1,113 @@
+"""Soak: does a long attack keep its memory flat? Resident memory (RSS) over time, sampled with psutil.
+
+Two ways to use it:
+
+    # run an attack for at least --minutes (Genetic on IMDB reviews: long searches, a busy cache)
+    RIFTKIT_DATA_DIR=../shared/data .venv/bin/python benchmarks/soak.py --model RUN/best --minutes 30
+
+    # or watch a process that is already attacking (its children included), until it ends
+    .venv/bin/python benchmarks/soak.py --pid PID --label "attack_window.py Genetic, 10 IMDB reviews"
+
+The query layer's prediction cache is bounded (``attack.cache_size`` predictions), so after
+warm-up the RSS should stay level. The JSON holds every sample, and the summary: peak RSS,
+RSS after the first 10% of the run, and the growth from there to the end (MiB).
+Writes benchmarks/results/soak.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+
+
+def rss(process: psutil.Process) -> int:
+    """Resident bytes of the process and its children."""
+    total = process.memory_info().rss
+    for child in process.children(recursive=True):
+        try:
+            total += child.memory_info().rss
+        except psutil.Error:
+            pass
+    return total
+
+
+def sample(process: psutil.Process, every: float, stop: threading.Event, samples: list) -> None:
+    start = time.time()
+    while not stop.is_set():
+        try:
+            samples.append((round(time.time() - start, 1), rss(process)))
+        except psutil.Error:  # the watched process ended
+            return
+        stop.wait(every)
+
+
+def summarize(samples: list, label: str) -> dict:
+    if not samples:
+        return {"label": label, "samples": []}
+    mib = [(t, b / 2**20) for t, b in samples]
+    warm = mib[max(1, len(mib) // 10) - 1][1]
+    return {"label": label, "duration_s": mib[-1][0], "peak_rss_mib": round(max(m for _, m in mib), 1),
+            "rss_after_warmup_mib": round(warm, 1), "rss_at_end_mib": round(mib[-1][1], 1),
+            "growth_after_warmup_mib": round(mib[-1][1] - warm, 1),
+            "samples": [[t, round(m, 1)] for t, m in mib]}
+
+
+def run_attack_for(model: str, minutes: float, data_dir: str | None) -> None:
+    """Genetic on seeded IMDB test reviews, batch after batch, until ``minutes`` have passed."""
+    from riftkit.attacks.registry import AttackSetup, build_attack
+    from riftkit.config import AttackConfig, DataConfig
+    from riftkit.data import load_splits, sample as take
+    from riftkit.models import load_classifier
+    from riftkit.substitutions import load_substitutions
+
+    victim = load_classifier(model)
+    splits = load_splits(DataConfig(dataset=victim.spec.task, max_train=10, max_test=2000), data_dir)
+    subs = load_substitutions("counterfitted", data_dir)
+    attack = build_attack(AttackSetup(model=victim, task=splits.task, substitutions=subs,
+                                      config=AttackConfig(attack="genetic", lm="none", seed=0)))
+    deadline, seed = time.time() + 60 * minutes, 0
+    while time.time() < deadline:
+        attack.attack(take(splits.test, 10, seed=seed))
+        seed += 1
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pid", type=int, help="watch this process until it ends")
+    parser.add_argument("--model", help="run a Genetic attack on this model (IMDB or SST-2) for --minutes")
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--every", type=float, default=10, help="seconds between samples")
+    parser.add_argument("--label", default="")
+    parser.add_argument("--data-dir")
+    parser.add_argument("--out", default=str(HERE / "results" / "soak.json"))
+    args = parser.parse_args()
+    samples: list = []
+    stop = threading.Event()
+    process = psutil.Process(args.pid or os.getpid())
+    thread = threading.Thread(target=sample, args=(process, args.every, stop, samples), daemon=True)
+    thread.start()
+    if args.pid:
+        command = " ".join(process.cmdline())
+        thread.join()  # returns when the watched process ends
+        label = args.label or command
+    else:
+        run_attack_for(args.model, args.minutes, args.data_dir)
+        stop.set()
+        thread.join()
+        label = args.label or f"Genetic on {args.model} for {args.minutes} min"
+    result = summarize(samples, label)
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print({k: v for k, v in result.items() if k != "samples"})
+    print(f"-> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
