@@ -70,7 +70,8 @@ def _train_and_report(args: argparse.Namespace, config_path: str | None, base=No
             raise ConfigError(f"train.balanced_batches: true needs every class in the train split, which has no example of class(es) {missing}")
     print(f"{banner}: {config.name}: {splits.summary()}", file=sys.stderr)
     result = train(config, splits, data_dir=args.data_dir, resume=getattr(args, "resume", False))
-    _report(result, splits)
+    if result.best_dev:  # empty on the other processes of a multi-process run: the main one reports
+        _report(result, splits)
     return 0
 
 

@@ -17,6 +17,7 @@ one bit-identically: same batches, same random draws, same log.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import shutil
@@ -126,6 +127,14 @@ def train(
     ``model`` (tests): a freshly built classifier; when resuming, its weights are replaced by the checkpoint's.
     """
     cfg = config.train
+    processes = distributed_processes()
+    rank, world = (processes.process_index, processes.num_processes) if processes else (0, 1)
+    if world > 1 and rank > 0:
+        # Every process runs this same loop on its shard of each batch, with gradients averaged over all of
+        # them, so their weights stay identical; only the main process writes into output_dir.
+        config = dataclasses.replace(config, output_dir=str(Path(config.output_dir) / f".process-{rank}"),
+                                     train=dataclasses.replace(cfg, progress=False))
+        cfg = config.train
     for key in ("checkpoint_every_steps", "log_forgetting_every_steps", "forgetting_probe_size"):
         if getattr(cfg, key) < 0:
             raise ValueError(f"train.{key} must be >= 0, got {getattr(cfg, key)}")
@@ -169,7 +178,8 @@ def train(
         raise ValueError("the class-conditional info term needs train.balanced_batches: true (every class needs in-batch negatives)")
     optimizer = build_optimizer(model.encoder, [model.head, *objective.task_modules()], cfg.lr, cfg.encoder_weight_decay, cfg.head_weight_decay)
     train_set = splits.train
-    sampler = BatchSampler([e.label for e in train_set], cfg.batch_size, splits.task.num_labels, cfg.balanced_batches, cfg.seed)
+    sampler = BatchSampler([e.label for e in train_set], cfg.batch_size, splits.task.num_labels, cfg.balanced_batches, cfg.seed,
+                           process_index=rank, num_processes=world)
     scheduler = build_scheduler(optimizer, cfg.epochs * len(sampler), cfg.warmup_ratio, cfg.warmup_start_factor)  # stepped per batch
     log = MetricsLog(out / "metrics.jsonl")
     selection = ModelSelection(model, out / BEST_DIR, evaluate_dev.metric, data_record)
@@ -205,6 +215,8 @@ def train(
             log.write("forgetting", step=0, epoch=0.0, lr=lr, **forgetting(model))
 
     def evaluate_and_select(epoch_progress: float) -> None:
+        if rank > 0:  # the main process evaluates and selects; the weights are the same on every process
+            return
         _, values = evaluate_dev(model)
         improved = selection.update(state.step, epoch_progress, values)
         state.best_metric, state.best_step, state.best_epoch = selection.best_metric, selection.best_step, selection.best_epoch
@@ -247,6 +259,8 @@ def train(
                                          f"the last good checkpoint is {latest_checkpoint(checkpoints) or 'none (no checkpoint written yet)'}")
             optimizer.zero_grad(set_to_none=True)
             result.loss.backward()
+            if world > 1:  # the gradient of the mean loss over the whole batch: every process's shard is the same size
+                average_gradients(optimizer)
             if cfg.max_grad_norm:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             lr = optimizer.param_groups[0]["lr"]  # the rate this step used (every group shares it)
@@ -255,8 +269,11 @@ def train(
             state.step += 1
 
             accuracy = (result.logits.argmax(-1) == batch.labels).float().mean().item()
-            for key, value in {"loss": result.loss.item(), "accuracy": accuracy, **result.metrics}.items():
-                running.setdefault(key, RunningMean()).add(value, len(indices))
+            step_metrics = {"loss": result.loss.item(), "accuracy": accuracy, **result.metrics}
+            if world > 1:  # the whole batch's numbers in the log, not this shard's
+                step_metrics = mean_over_processes(step_metrics)
+            for key, value in step_metrics.items():
+                running.setdefault(key, RunningMean()).add(value, len(indices) * world)
             bar.set_postfix({k: f"{running[k].mean:.4f}" for k in ("loss", "accuracy", "adv_accuracy", "loss_info") if k in running})
             mid_epoch = batch_index + 1 < len(sampler)
             if cfg.eval_every_steps and state.step % cfg.eval_every_steps == 0 and mid_epoch:
@@ -270,6 +287,10 @@ def train(
         evaluate_and_select(epoch + 1.0)
         save()
 
+    if rank > 0:  # the main process has the selected model and the summary; this process's copy goes
+        processes.wait_for_everyone()
+        shutil.rmtree(out, ignore_errors=True)
+        return TrainResult(out, {}, None, state, time.time() - start)
     # The selected model (best on dev) is the result, reloaded from best/; test is looked at once, here.
     selection.restore_best()
     best_dev = {evaluate_dev.metric: state.best_metric, "selected_by": evaluate_dev.metric, "step": state.best_step, "epoch": state.best_epoch}
@@ -289,5 +310,38 @@ def train(
     wall = time.time() - start
     log.write("end", best_dev=best_dev, test=test, wall_time_s=round(wall, 1))
     summary = {"name": config.name, "method": cfg.method, "best_dev": best_dev, "test": test, "wall_time_s": round(wall, 1), "data": splits.summary(), "best_model": str(out / BEST_DIR)}
+    if world > 1:
+        summary["processes"] = world
     (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if world > 1:
+        processes.wait_for_everyone()
     return TrainResult(out, best_dev, test, state, wall)
+
+
+def distributed_processes():
+    """Accelerate's view of the processes when launched as several (``accelerate launch``, torchrun), else None."""
+    import os
+
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return None
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo
+
+
+def average_gradients(optimizer: torch.optim.Optimizer) -> None:
+    """All-reduce every gradient to its mean over the processes (what DistributedDataParallel does, without a wrapper)."""
+    from accelerate.utils import reduce
+
+    for group in optimizer.param_groups:
+        for parameter in group["params"]:
+            if parameter.grad is not None:
+                parameter.grad = reduce(parameter.grad, reduction="mean")
+
+
+def mean_over_processes(values: dict[str, float]) -> dict[str, float]:
+    from accelerate.utils import reduce
+
+    keys = sorted(values)
+    means = reduce(torch.tensor([float(values[k]) for k in keys], dtype=torch.float64), reduction="mean")
+    return dict(zip(keys, means.tolist()))
