@@ -123,6 +123,10 @@ class InfoNCELoss(nn.Module):
         self.teacher_heads = nn.ModuleList(projection_head(hidden) for _ in range(groups))  # v_c
         self.temperature = temperature
         self.queue = FeatureQueue(groups, queue_size, hidden) if queue_size > 0 else None
+        # Several processes (training/loop.py sets it): (features [n, D], ids [n]) -> this process's rows first,
+        # then every other process's, with gradients flowing back to each process's own rows, so that each
+        # anchor sees the whole batch's candidates, exactly as on one process.
+        self.gather_candidates = None
 
     def forward(self, student: torch.Tensor, teacher: torch.Tensor, labels: torch.Tensor,
                 example_ids: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
@@ -146,7 +150,8 @@ class InfoNCELoss(nn.Module):
             t = F.normalize(v(teacher[members]), dim=-1)
             ids = example_ids[members] if example_ids is not None else None
             if self.queue is None:  # Eq. 10: softmax over students for each teacher anchor
-                loss, log_candidates = contrastive_loss(t @ s.T / self.temperature, ids, ids)
+                candidates, candidate_ids = (s, ids) if self.gather_candidates is None else self.gather_candidates(s, ids)
+                loss, log_candidates = contrastive_loss(t @ candidates.T / self.temperature, ids, candidate_ids)
             else:  # the queue's direction, from the first step: softmax over teachers for each student anchor
                 queued, queued_ids = self.queue.get(group)
                 candidates = torch.cat([t, F.normalize(v(queued), dim=-1)])

@@ -176,6 +176,10 @@ def train(
     evaluate_dev = DevEvaluator(config, splits, model, hulls)
     if objective.info is not None and objective.info.conditional and not cfg.balanced_batches:
         raise ValueError("the class-conditional info term needs train.balanced_batches: true (every class needs in-batch negatives)")
+    if objective.info is not None and world > 1:
+        if objective.info.queue is not None:
+            raise ValueError("model.info_queue_size > 0 (the teacher-feature queue) runs on one process only")
+        objective.info.gather_candidates = gather_from_processes  # every anchor sees the whole batch's negatives
     optimizer = build_optimizer(model.encoder, [model.head, *objective.task_modules()], cfg.lr, cfg.encoder_weight_decay, cfg.head_weight_decay)
     train_set = splits.train
     sampler = BatchSampler([e.label for e in train_set], cfg.batch_size, splits.task.num_labels, cfg.balanced_batches, cfg.seed,
@@ -337,6 +341,27 @@ def average_gradients(optimizer: torch.optim.Optimizer) -> None:
         for parameter in group["params"]:
             if parameter.grad is not None:
                 parameter.grad = reduce(parameter.grad, reduction="mean")
+
+
+def gather_from_processes(features: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Every process's rows, this process's first; gradients flow back to each process's own rows.
+
+    ``torch.distributed.nn.functional.all_gather`` sums the gradients of a row over the processes in
+    backward; with the gradients then averaged over processes, the update is the one-process one.
+    Needs the same number of rows on every process (class-balanced shards have it).
+    """
+    import torch.distributed as dist
+    from torch.distributed.nn.functional import all_gather
+
+    rank = dist.get_rank()
+    parts = list(all_gather(features))
+    ordered = [parts[rank]] + [p for i, p in enumerate(parts) if i != rank]
+    gathered_ids = None
+    if ids is not None:
+        id_parts = [torch.empty_like(ids) for _ in parts]
+        dist.all_gather(id_parts, ids.contiguous())
+        gathered_ids = torch.cat([id_parts[rank]] + [p for i, p in enumerate(id_parts) if i != rank])
+    return torch.cat(ordered), gathered_ids
 
 
 def mean_over_processes(values: dict[str, float]) -> dict[str, float]:
