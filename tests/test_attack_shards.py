@@ -13,7 +13,7 @@ from riftkit.attacks import runner
 from riftkit.attacks.runner import ResultLog, merge_shards, run_attack
 from riftkit.cli import main
 
-from .test_attacks_runner import WEIGHTS, LabelledVictim, config, saved_model_and_data, subs_file, toy_splits  # noqa: F401
+from .test_attacks_runner import WEIGHTS, LabelledVictim, config, crash_after, saved_model_and_data, subs_file, toy_splits  # noqa: F401
 
 QUIET = {"progress": False, "log": lambda m: None}
 
@@ -47,18 +47,8 @@ def test_a_killed_shard_resumes_and_a_killed_merge_does_not_duplicate(tmp_path, 
     run_attack(model, splits, cfg, "toy", tmp_path / "whole", **QUIET)
     lines_of = lines(tmp_path / "whole")
     folder = tmp_path / "sharded"
-    real_append, written = ResultLog.append, []
-
-    def crash_after_two(self, record):
-        if len(written) == 2:
-            raise KeyboardInterrupt
-        written.append(record["uid"])
-        real_append(self, record)
-
-    monkeypatch.setattr(ResultLog, "append", crash_after_two)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after(monkeypatch, 2), pytest.raises(KeyboardInterrupt):
         run_attack(model, splits, cfg, "toy", folder, shard=(0, 2), **QUIET)
-    monkeypatch.setattr(ResultLog, "append", real_append)
     resumed = run_attack(model, splits, cfg, "toy", folder, shard=(0, 2), **QUIET)
     assert resumed["n"] == 6 and len(ResultLog(folder / "examples.shard-0-of-2.jsonl").read()) == 6
     run_attack(model, splits, cfg, "toy", folder, shard=(1, 2), **QUIET)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from types import SimpleNamespace
@@ -54,25 +55,32 @@ def records(folder) -> dict:
     return ResultLog(folder / runner.RESULTS_FILE).read()
 
 
+@contextlib.contextmanager
+def crash_after(monkeypatch, n: int):
+    """A kill after ``n`` examples were logged: the next append raises KeyboardInterrupt (restored on exit)."""
+    real_append, written = ResultLog.append, []
+
+    def append(self, record):
+        if len(written) == n:
+            raise KeyboardInterrupt
+        written.append(record["uid"])
+        real_append(self, record)
+
+    monkeypatch.setattr(ResultLog, "append", append)
+    try:
+        yield
+    finally:
+        monkeypatch.setattr(ResultLog, "append", real_append)
+
+
 @pytest.mark.parametrize("attack", ["pwws", "genetic"])
 def test_interrupted_run_resumes_to_the_same_results(tmp_path, subs_file, attack, monkeypatch):
     monkeypatch.delenv("RIFTKIT_DATA_DIR", raising=False)  # lm: auto then has no broad corpus and trains on the task's texts
     splits, model = toy_splits(), LabelledVictim(WEIGHTS, bias=-1.0)
     whole = run_attack(model, splits, config(subs_file, attack), "toy-model", tmp_path / "whole", progress=False, log=lambda m: None)
 
-    appended = []
-    real_append = ResultLog.append
-
-    def crash_after_four(self, record):
-        if len(appended) == 4:
-            raise KeyboardInterrupt
-        appended.append(record["uid"])
-        real_append(self, record)
-
-    monkeypatch.setattr(ResultLog, "append", crash_after_four)
-    with pytest.raises(KeyboardInterrupt):
+    with crash_after(monkeypatch, 4), pytest.raises(KeyboardInterrupt):
         run_attack(model, splits, config(subs_file, attack), "toy-model", tmp_path / "resumed", progress=False, log=lambda m: None)
-    monkeypatch.setattr(ResultLog, "append", real_append)
     assert len(records(tmp_path / "resumed")) == 4
     # a torn last line (killed while writing) is dropped and that example attacked again
     with open(tmp_path / "resumed" / runner.RESULTS_FILE, "a") as handle:
