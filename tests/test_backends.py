@@ -70,4 +70,4 @@ def test_explicit_onnx_on_a_victim_it_cannot_export_is_a_config_error(tmp_path, 
     with pytest.raises(ConfigError, match="needs a riftkit Classifier"):
         run_attack(LabelledVictim(WEIGHTS, bias=-1.0), toy_splits(), config(subs_file, "pwws", backend="onnxruntime"), "toy", tmp_path / "x",
                    progress=False, log=lambda m: None)
-    assert AttackConfig().backend == "auto" and "backend" not in AttackConfig().result_settings()
+    assert AttackConfig().backend == "torch" and "backend" not in AttackConfig().result_settings()

@@ -223,11 +223,12 @@ class AttackConfig:
     cache_size: int = field(default=100_000, metadata=NOT_A_RESULT)  # predictions kept by the query layer
     output_dir: str | None = field(default=None, metadata=NOT_A_RESULT)  # default: next to the model, attack-<name>-<split>-n<N>-seed<S>
     num_threads: int | None = field(default=None, metadata=NOT_A_RESULT)
-    # The black-box searches' forward path (riftkit.models.backends): "auto" = ONNX Runtime when the model is on
-    # the CPU and ONNX Runtime is exact on a probe of the attacked inputs (same argmax, |dp| <= 1e-4), else
-    # PyTorch; "torch"; "onnxruntime" (an error when not exact). Exact paths only, so never a result field.
-    # The white-box ASCC attack always uses PyTorch (gradients).
-    backend: Literal["auto", "torch", "onnxruntime"] = field(default="auto", metadata=NOT_A_RESULT)
+    # The black-box searches' forward path (riftkit.models.backends): "torch" (the default: on idle CPU cores no
+    # exact path measured faster, benchmarks/forward_paths.py); "auto" = ONNX Runtime when the model is on the CPU
+    # and ONNX Runtime is exact on a probe of the attacked inputs (same argmax, |dp| <= 1e-4), else PyTorch (it was
+    # faster while other jobs shared the cores); "onnxruntime" (an error when not exact). Exact paths only, so
+    # never a result field. The white-box ASCC attack always uses PyTorch (gradients).
+    backend: Literal["auto", "torch", "onnxruntime"] = field(default="torch", metadata=NOT_A_RESULT)
     # Each search's own knobs, under its name (attack.genetic.population, attack.ascc.decode, ...). Only the
     # section of the attack being run is part of its result settings (result_settings()).
     pwws: PWWSConfig = field(default_factory=PWWSConfig)
