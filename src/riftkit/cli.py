@@ -281,15 +281,10 @@ def _shard(text: str | None):
         except ValueError:
             raise ConfigError(f"--shard {text!r}: expected I/N, e.g. 0/4") from None
         return (index, count), None
-    import os
+    from .training.loop import distributed_processes
 
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch
-        from accelerate import PartialState
-
-        state = PartialState(cpu=not torch.cuda.is_available())  # CPU processes talk over gloo (tests, CPU clusters)
-        return (state.process_index, state.num_processes), state
-    return None, None
+    state = distributed_processes()
+    return ((state.process_index, state.num_processes), state) if state is not None else (None, None)
 
 
 def build_parser() -> argparse.ArgumentParser:

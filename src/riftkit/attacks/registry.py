@@ -99,6 +99,7 @@ ATTACKS: dict[str, Callable[[AttackSetup], Attack]] = {
 
 # Attacks that use the language-model constraint when ``lm: auto``.
 USES_LM_BY_DEFAULT = {"genetic"}
+WHITE_BOX = {"ascc"}  # attacks that need the model's gradients: always the PyTorch forward path
 
 
 def build_attack(setup: AttackSetup) -> Attack:

@@ -31,16 +31,15 @@ from ..data.examples import DatasetSplits, Example, TaskSpec
 from ..data.roles import DataRecord
 from ..data.splits import sample
 from ..evaluation.leakage import held_out_report
-from ..files import writing
 from ..evaluation.outcomes import OUTCOMES, summarize
+from ..files import writing
 from ..substitutions.lm import LanguageModel, NGramLM, drop_subphrases, load_language_model
 from ..substitutions.sets import load_substitutions
-from .base import AttackResult
 from ..models.backends import BackendError, resolve_backend
-from .registry import USES_LM_BY_DEFAULT, AttackSetup, build_attack
+from .base import AttackResult
+from .registry import USES_LM_BY_DEFAULT, WHITE_BOX, AttackSetup, build_attack
 
 SETTINGS_FILE, RESULTS_FILE, SESSIONS_FILE, SUMMARY_FILE = "settings.json", "examples.jsonl", "sessions.jsonl", "summary.json"
-WHITE_BOX = ("ascc",)  # attacks that need the model's gradients: always the PyTorch path
 BACKEND_PROBE = 64  # attacked inputs on which a faster forward path must agree exactly with PyTorch
 RECORD_FIELDS = {"uid": str, "label": int, "outcome": str, "original": str, "adversarial": str, "substitutions": list,
                  "queries": int, "changed_share": (int, float)}

@@ -84,6 +84,7 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
         by_variant[run["variant"]].append(run)
     attacks = sorted({name for run in runs for name in run["attacks"]})
     baseline_runs = {r["seed"]: r for r in by_variant.get(baseline, [])} if baseline else {}
+    outcomes: dict[Path, dict[str, float]] = {}  # each per-example log is read once (the baseline's pairs with every variant)
     rows = []
     for variant, members in by_variant.items():
         members.sort(key=lambda r: r["seed"])
@@ -107,13 +108,19 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
             row["attack_wall_time_s"] = _mean([r["attacks"][attack]["done"].get("wall_time_s") for r in done]) if done else None
             if attack and attack_digest is not None and any(r["attacks"][attack]["done"].get("attack_code_digest") != attack_digest for r in done):
                 row["stale"] = True
-            row["vs_baseline"] = _paired(done, baseline_runs, attack) if attack and baseline and variant != baseline else None
+            row["vs_baseline"] = _paired(done, baseline_runs, attack, outcomes) if attack and baseline and variant != baseline else None
             rows.append(row)
     return {"root": str(root), "baseline": baseline, "attacks": attacks, "rows": rows, "tuning": tuning or {}}
 
 
-def _paired(done: list[dict], baseline_runs: dict[int, dict], attack: str) -> dict | None:
+def _paired(done: list[dict], baseline_runs: dict[int, dict], attack: str, outcomes: dict[Path, dict[str, float]]) -> dict | None:
     """Paired robust-accuracy difference (this variant minus the baseline): same seed index, same uids."""
+
+    def robust(folder: Path) -> dict[str, float]:
+        if folder not in outcomes:
+            outcomes[folder] = robust_by_uid(folder)
+        return outcomes[folder]
+
     a_rows, b_rows, seeds = [], [], []
     uids: set[str] | None = None
     pairs = []
@@ -121,7 +128,7 @@ def _paired(done: list[dict], baseline_runs: dict[int, dict], attack: str) -> di
         other = baseline_runs.get(run["seed"])
         if other is None or attack not in other["attacks"]:
             continue
-        mine, theirs = robust_by_uid(run["attacks"][attack]["folder"]), robust_by_uid(other["attacks"][attack]["folder"])
+        mine, theirs = robust(run["attacks"][attack]["folder"]), robust(other["attacks"][attack]["folder"])
         common = set(mine) & set(theirs)
         uids = common if uids is None else uids & common
         pairs.append((run["seed"], mine, theirs))

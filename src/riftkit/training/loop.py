@@ -334,13 +334,20 @@ def distributed_processes():
 
 
 def average_gradients(optimizer: torch.optim.Optimizer) -> None:
-    """All-reduce every gradient to its mean over the processes (what DistributedDataParallel does, without a wrapper)."""
+    """All-reduce every gradient to its mean over the processes (what DistributedDataParallel does, without a wrapper).
+
+    The gradients travel as one flat buffer: one collective per step, not one per parameter tensor.
+    """
     from accelerate.utils import reduce
 
-    for group in optimizer.param_groups:
-        for parameter in group["params"]:
-            if parameter.grad is not None:
-                parameter.grad = reduce(parameter.grad, reduction="mean")
+    grads = [p.grad for group in optimizer.param_groups for p in group["params"] if p.grad is not None]
+    if not grads:
+        return
+    flat = reduce(torch.cat([g.reshape(-1) for g in grads]), reduction="mean")
+    offset = 0
+    for grad in grads:
+        grad.copy_(flat[offset:offset + grad.numel()].view_as(grad))
+        offset += grad.numel()
 
 
 def gather_from_processes(features: torch.Tensor, ids: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
