@@ -25,6 +25,8 @@ from pathlib import Path
 
 import psutil
 
+from riftkit.config import AttackConfig as AttackConfigDefaults
+
 HERE = Path(__file__).resolve().parent
 
 
@@ -39,28 +41,40 @@ def rss(process: psutil.Process) -> int:
     return total
 
 
+# the running attack's query layer, when this process runs the attack (its cache fill is sampled too)
+QUERY_LAYER: list = []
+
+
 def sample(process: psutil.Process, every: float, stop: threading.Event, samples: list) -> None:
     start = time.time()
     while not stop.is_set():
         try:
-            samples.append((round(time.time() - start, 1), rss(process)))
+            cached = QUERY_LAYER[0].cached if QUERY_LAYER else None
+            samples.append((round(time.time() - start, 1), rss(process), cached))
         except psutil.Error:  # the watched process ended
             return
         stop.wait(every)
 
 
-def summarize(samples: list, label: str) -> dict:
+def summarize(samples: list, label: str, cache_size: int | None = None) -> dict:
     if not samples:
         return {"label": label, "samples": []}
-    mib = [(t, b / 2**20) for t, b in samples]
+    mib = [(t, b / 2**20, c) for t, b, c in samples]
     warm = mib[max(1, len(mib) // 10) - 1][1]
-    return {"label": label, "duration_s": mib[-1][0], "peak_rss_mib": round(max(m for _, m in mib), 1),
-            "rss_after_warmup_mib": round(warm, 1), "rss_at_end_mib": round(mib[-1][1], 1),
-            "growth_after_warmup_mib": round(mib[-1][1] - warm, 1),
-            "samples": [[t, round(m, 1)] for t, m in mib]}
+    result = {"label": label, "duration_s": mib[-1][0], "peak_rss_mib": round(max(m for _, m, _ in mib), 1),
+              "rss_after_warmup_mib": round(warm, 1), "rss_at_end_mib": round(mib[-1][1], 1),
+              "growth_after_warmup_mib": round(mib[-1][1] - warm, 1)}
+    full = [i for i, (_, _, c) in enumerate(mib) if c is not None and c >= cache_size] if cache_size else []
+    if full:  # the plateau: from the first sample with the cache at its bound to the end
+        after = mib[full[0]:]
+        result.update({"cache_full_at_s": after[0][0], "rss_when_cache_full_mib": round(after[0][1], 1),
+                       "peak_rss_after_cache_full_mib": round(max(m for _, m, _ in after), 1),
+                       "growth_after_cache_full_mib": round(after[-1][1] - after[0][1], 1)})
+    result["samples"] = [[t, round(m, 1), c] for t, m, c in mib]
+    return result
 
 
-def run_attack_for(model: str, minutes: float, data_dir: str | None) -> None:
+def run_attack_for(model: str, minutes: float, data_dir: str | None, cache_size: int) -> None:
     """Genetic on seeded IMDB test reviews, batch after batch, until ``minutes`` have passed."""
     from riftkit.attacks.registry import AttackSetup, build_attack
     from riftkit.config import AttackConfig, DataConfig
@@ -72,7 +86,9 @@ def run_attack_for(model: str, minutes: float, data_dir: str | None) -> None:
     splits = load_splits(DataConfig(dataset=victim.spec.task, max_train=10, max_test=2000), data_dir)
     subs = load_substitutions("counterfitted", data_dir)
     attack = build_attack(AttackSetup(model=victim, task=splits.task, substitutions=subs,
-                                      config=AttackConfig(attack="genetic", lm="none", seed=0)))
+                                      config=AttackConfig(attack="genetic", lm="none", seed=0,
+                                                                cache_size=cache_size)))
+    QUERY_LAYER.append(attack.queries)
     deadline, seed = time.time() + 60 * minutes, 0
     while time.time() < deadline:
         attack.attack(take(splits.test, 10, seed=seed))
@@ -85,6 +101,9 @@ def main() -> None:
     parser.add_argument("--model", help="run a Genetic attack on this model (IMDB or SST-2) for --minutes")
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--every", type=float, default=10, help="seconds between samples")
+    parser.add_argument("--cache-size", type=int, default=AttackConfigDefaults.cache_size,
+                        help="attack.cache_size (predictions kept); a small bound fills within the run, "
+                             "which shows the plateau")
     parser.add_argument("--label", default="")
     parser.add_argument("--data-dir")
     parser.add_argument("--out", default=str(HERE / "results" / "soak.json"))
@@ -99,11 +118,11 @@ def main() -> None:
         thread.join()  # returns when the watched process ends
         label = args.label or command
     else:
-        run_attack_for(args.model, args.minutes, args.data_dir)
+        run_attack_for(args.model, args.minutes, args.data_dir, args.cache_size)
         stop.set()
         thread.join()
-        label = args.label or f"Genetic on {args.model} for {args.minutes} min"
-    result = summarize(samples, label)
+        label = args.label or f"Genetic on {args.model} for {args.minutes} min, cache_size {args.cache_size}"
+    result = summarize(samples, label, None if args.pid else args.cache_size)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print({k: v for k, v in result.items() if k != "samples"})
     print(f"-> {args.out}")
