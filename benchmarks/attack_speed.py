@@ -61,9 +61,10 @@ def run_riftkit(model, task, subs, examples, name: str, seed: int, batch_size: i
     # "pwws-adaptive": PWWS re-scoring substitutes on the current text, the variant TextAttack implements
     config = AttackConfig(attack=name.removesuffix("-adaptive"), pwws=PWWSConfig(adaptive=name.endswith("-adaptive")), seed=seed, lm="none",
                           batch_size=batch_size, in_flight=len(examples))
-    # riftkit's forward path (attack.backend): "torch" is the path before ONNX Runtime, "auto" today's default
+    # riftkit's forward path (attack.backend): "torch" is fp32 PyTorch (the path before bf16 with rechecks), "auto" the default
     victim, chosen = resolve_backend(model, backend, [e.segments for e in examples[:64]])
-    attack = build_attack(AttackSetup(model=model, task=task, substitutions=subs, config=config, victim=victim))
+    attack = build_attack(AttackSetup(model=model, task=task, substitutions=subs, config=config, victim=victim,
+                                      exact_victim=model if chosen.get("approximate") else None))
     model_s = [0.0]
     victim = attack.queries.victim
 
@@ -117,7 +118,7 @@ def main() -> None:
     parser.add_argument("--ta-timeout", type=int, default=1500, help="seconds for the whole TextAttack side")
     parser.add_argument("--skip-textattack", action="store_true")
     parser.add_argument("--backends", nargs="+", default=["torch", "auto"],
-                        help="riftkit's forward paths, each a row per attack (torch: before ONNX Runtime; auto: the default)")
+                        help="riftkit's forward paths, each a row per attack (torch: fp32; auto: the default, bf16 with rechecks)")
     parser.add_argument("--riftkit-attacks", nargs="+", default=RIFTKIT_ATTACKS)
     parser.add_argument("--textattack-attacks", nargs="+", default=TEXTATTACK_ATTACKS)
     parser.add_argument("--output", default=str(HERE / "results" / "attack_speed.json"))
@@ -157,7 +158,7 @@ def main() -> None:
         pair = f"riftkit-{PAIRS.get(name, '')}"
         mine = results.get(f"{pair}@auto", results.get(pair))  # the default path when it ran, else the PyTorch path
         if name.startswith("textattack") and results.get(pair) is not None and mine is not results.get(pair):
-            row["riftkit_torch_speedup"] = round(run["wall_s"] / results[pair]["wall_s"], 2)  # before ONNX Runtime
+            row["riftkit_torch_speedup"] = round(run["wall_s"] / results[pair]["wall_s"], 2)  # riftkit on fp32 PyTorch
         if mine is not None:
             if s["n"] < len(examples):
                 # a partial TextAttack run: compare speed per example, accuracy on the same examples

@@ -1,4 +1,4 @@
-"""The attacks' forward paths: ONNX Runtime is used only where it is exact, and changes no result."""
+"""The attacks' ONNX Runtime path: used only where it is exact, and changes no result (bf16: test_backend_rechecks.py)."""
 
 from __future__ import annotations
 
@@ -33,14 +33,12 @@ def test_onnx_runtime_victim_matches_pytorch_on_singles_and_pairs(make_tiny):
         assert check["argmax_agreement"] == 1.0 and check["max_abs_prob_diff"] < backends.EXACT_TOLERANCE
 
 
-def test_auto_uses_onnx_when_exact_and_falls_back_with_the_reason(make_tiny, monkeypatch):
+def test_onnx_is_used_only_when_exact(make_tiny, monkeypatch):
     model, probe = sharpen(make_tiny()), [(("a", "good", "film"),)] * 4
-    victim, record = resolve_backend(model, "auto", probe)
+    victim, record = resolve_backend(model, "onnxruntime", probe)
     assert record["backend"] == "onnxruntime" and isinstance(victim, OnnxRuntimeVictim)
     assert resolve_backend(model, "torch", probe) == (model, {"backend": "torch"})
     monkeypatch.setattr(backends, "EXACT_TOLERANCE", -1.0)  # nothing is exact now
-    victim, record = resolve_backend(model, "auto", probe)
-    assert victim is model and record["backend"] == "torch" and "not exact" in record["why"]
     with pytest.raises(BackendError, match="not exact"):
         resolve_backend(model, "onnxruntime", probe)
 
@@ -51,16 +49,16 @@ def test_attacks_through_onnx_give_the_same_records_and_say_which_path(tmp_path,
     splits, model = toy_splits(), sharpen(make_tiny())
     for attack in ("pwws", "genetic"):
         folders = {}
-        for backend in ("torch", "auto"):
+        for backend in ("torch", "onnxruntime"):
             folders[backend] = tmp_path / f"{attack}-{backend}"
             summary = run_attack(model, splits, config(subs_file, attack, backend=backend, lm="none"), "tiny", folders[backend],
                                  progress=False, log=lambda m: None)
-            assert summary["backend"]["backend"] == ("torch" if backend == "torch" else "onnxruntime")
-        lines = [(folders[b] / "examples.jsonl").read_text().splitlines() for b in ("torch", "auto")]
+            assert summary["backend"]["backend"] == backend
+        lines = [(folders[b] / "examples.jsonl").read_text().splitlines() for b in ("torch", "onnxruntime")]
         torch_records, onnx_records = ([json.loads(x) for x in side] for side in lines)
         for a, b in zip(torch_records, onnx_records):  # same outcomes, texts and queries; probabilities within tolerance
             assert {k: v for k, v in a.items() if not k.endswith("_probs")} == {k: v for k, v in b.items() if not k.endswith("_probs")}
-        settings = json.loads((folders["auto"] / "settings.json").read_text())
+        settings = json.loads((folders["onnxruntime"] / "settings.json").read_text())
         assert settings["backend"]["backend"] == "onnxruntime"
 
 
@@ -70,4 +68,7 @@ def test_explicit_onnx_on_a_victim_it_cannot_export_is_a_config_error(tmp_path, 
     with pytest.raises(ConfigError, match="needs a riftkit Classifier"):
         run_attack(LabelledVictim(WEIGHTS, bias=-1.0), toy_splits(), config(subs_file, "pwws", backend="onnxruntime"), "toy", tmp_path / "x",
                    progress=False, log=lambda m: None)
-    assert AttackConfig().backend == "torch" and "backend" not in AttackConfig().result_settings()
+    with pytest.raises(ConfigError, match="needs a riftkit Classifier"):
+        run_attack(LabelledVictim(WEIGHTS, bias=-1.0), toy_splits(), config(subs_file, "pwws", backend="bf16"), "toy", tmp_path / "y",
+                   progress=False, log=lambda m: None)
+    assert "backend" not in AttackConfig().result_settings()

@@ -223,12 +223,14 @@ class AttackConfig:
     cache_size: int = field(default=100_000, metadata=NOT_A_RESULT)  # predictions kept by the query layer
     output_dir: str | None = field(default=None, metadata=NOT_A_RESULT)  # default: next to the model, attack-<name>-<split>-n<N>-seed<S>
     num_threads: int | None = field(default=None, metadata=NOT_A_RESULT)
-    # The black-box searches' forward path (riftkit.models.backends): "torch" (the default: on idle CPU cores no
-    # exact path measured faster, benchmarks/forward_paths.py); "auto" = ONNX Runtime when the model is on the CPU
-    # and ONNX Runtime is exact on a probe of the attacked inputs (same argmax, |dp| <= 1e-4), else PyTorch (it was
-    # faster while other jobs shared the cores); "onnxruntime" (an error when not exact). Exact paths only, so
-    # never a result field. The white-box ASCC attack always uses PyTorch (gradients).
-    backend: Literal["auto", "torch", "onnxruntime"] = field(default="torch", metadata=NOT_A_RESULT)
+    # The black-box searches' forward path (riftkit.models.backends). "auto" (the default): bf16 autocast with the
+    # exact fp32 model deciding every reported outcome (1.5-1.8x on CPU; benchmarks/forward_paths.py and
+    # benchmarks/backend_outcomes.py), falling back to PyTorch when bf16 disagrees on the probe; "torch": fp32
+    # only; "onnxruntime": ONNX Runtime fp32 (an error when not exact); "bf16": as auto, without the fallback.
+    # Not a result field: vanilla accuracy and every success are the exact model's; only a failed search can
+    # differ (measured within a point); each record of an approximate path says "recheck". The white-box ASCC
+    # attack always uses PyTorch (gradients).
+    backend: Literal["auto", "torch", "onnxruntime", "bf16"] = field(default="auto", metadata=NOT_A_RESULT)
     # Each search's own knobs, under its name (attack.genetic.population, attack.ascc.decode, ...). Only the
     # section of the attack being run is part of its result settings (result_settings()).
     pwws: PWWSConfig = field(default_factory=PWWSConfig)

@@ -35,6 +35,19 @@ from .queries import QueryLayer, Segments, Victim
 from .transformation import Substitution, WordSwap, substitutions_between
 
 
+class ExactRequest(list):
+    """Texts to score with the exact (fp32) model when the searches query an approximate forward path.
+
+    ``purpose`` keeps the two uses apart in the exact query layer's per-example counts:
+    ``"recheck"`` (the original and the reported adversarial text: not search queries) and
+    ``"search"`` (a search rerun on the exact model after a recheck refuted its flip).
+    """
+
+    def __init__(self, texts, purpose: str):
+        super().__init__(texts)
+        self.purpose = purpose
+
+
 # A search step: the texts to score; the reply: their probabilities [len(texts), C].
 SearchSteps = Generator[list[Segments], torch.Tensor, "tuple[str, ...] | None"]
 
@@ -58,6 +71,11 @@ class AttackResult:
     # attack succeeded), from the scores the search already had; None when the attack did not give them.
     original_probs: list[float] | None = None
     adversarial_probs: list[float] | None = None
+    # Approximate forward paths only (attack.backend bf16): texts the exact model scored to check the outcome
+    # (not counted in ``queries``), and what the check found: "confirmed" (the search's outcome stands) or
+    # "rerun" (the exact model refuted a flip; the search ran again on the exact model, and its queries count).
+    rechecks: int | None = None
+    recheck: str | None = None
 
     @property
     def window(self) -> int:
@@ -92,6 +110,9 @@ class AttackResult:
             record["adversarial_probs"] = [round(p, 4) for p in self.adversarial_probs]
         if self.stop_reason:
             record["stop_reason"] = self.stop_reason
+        if self.recheck is not None:
+            record["recheck"] = self.recheck
+            record["rechecks"] = self.rechecks
         context = {name: " ".join(seg) for i, (name, seg) in enumerate(zip(segment_names, self.original)) if i != self.segment}
         if context:
             record["context"] = context
@@ -160,7 +181,10 @@ class BlackBoxAttack:
         cache_size: int = 100_000,
         query_budget: int | None = None,
         attack_truncated_words: bool = False,
+        exact_victim: Victim | None = None,
     ):
+        """``victim``: what the searches query. ``exact_victim``: given when ``victim`` is an approximate
+        forward path (bf16); the exact model then decides every reported outcome (see :meth:`_attack_one`)."""
         if in_flight < 1:
             raise ValueError(f"in_flight must be >= 1, got {in_flight}")
         if query_budget is not None and query_budget < 1:
@@ -174,6 +198,7 @@ class BlackBoxAttack:
         self.query_budget = query_budget
         self.attack_truncated_words = attack_truncated_words
         self.queries = QueryLayer(victim, batch_size=batch_size, cache_size=cache_size)
+        self.exact_queries = QueryLayer(exact_victim, batch_size=batch_size, cache_size=cache_size) if exact_victim is not None else None
 
     # -- to be written by each search --------------------------------------------------------
     def search(self, example: Example, words: tuple[str, ...], candidates: Candidates, clean: torch.Tensor, rng: random.Random) -> SearchSteps:
@@ -208,71 +233,112 @@ class BlackBoxAttack:
 
     # -- one example, start to end ---------------------------------------------------------------
     def _attack_one(self, example: Example, owner: object) -> Generator[list[Segments], torch.Tensor, AttackResult]:
+        """Clean prediction, search, confirmed flip: one example's whole attack, as a generator of requests.
+
+        On an approximate forward path (``exact_queries`` set) the exact model decides every reported
+        outcome: it scores the original (skipped or attacked) and any flip the search reports; a flip
+        it refutes sends the search again on the exact model (same per-example seed, what is left of
+        the query budget), and an original whose approximate prediction disagrees is searched on the
+        exact model from the start. A failed search is not rechecked (that would take a second
+        search); benchmarks/forward_paths.py measures the robust accuracy of both paths.
+        """
         segment = self.transformation.segment
+        checking = self.exact_queries is not None
         clean = (yield [example.segments])[0]
-        original_prediction = int(clean.argmax())
+        clean_exact = (yield ExactRequest([example.segments], "recheck"))[0] if checking else clean
+        original_prediction = int(clean_exact.argmax())
         window = self.attackable_words(example)
         if original_prediction != example.label:
-            return build_result(example, segment, None, SKIPPED, self.queries.release(owner), original_prediction, original_prediction, window,
-                                original_probs=clean)
+            return self._finish(example, owner, None, SKIPPED, original_prediction, window, clean_exact, None, None,
+                                "confirmed" if checking else None)
+        on_exact = checking and int(clean.argmax()) != original_prediction
+        adversarial, probs, stop = yield from self._search(example, owner, window, clean_exact if on_exact else clean, on_exact)
+        recheck = "exact search" if on_exact else "confirmed" if checking else None
+        if checking and adversarial is not None and not on_exact:
+            probs = (yield ExactRequest([self.transformation.with_words(example, adversarial)], "recheck"))[0]
+            if not bool(self.goal.succeeded(probs[None], example.label)[0]):
+                recheck = "rerun"
+                adversarial, probs, stop = yield from self._search(example, owner, window, clean_exact, True)
+        outcome = SUCCEEDED if adversarial is not None else FAILED
+        return self._finish(example, owner, adversarial, outcome, original_prediction, window, clean_exact, probs, stop, recheck)
+
+    def _finish(self, example: Example, owner: object, adversarial, outcome: str, original_prediction: int, window: int,
+                clean: torch.Tensor, probs: torch.Tensor | None, stop_reason: str | None, recheck: str | None) -> AttackResult:
+        """The result, with the example's query counts released (search queries, and exact rechecks apart)."""
+        queries, rechecks = self.queries.release(owner), None
+        if self.exact_queries is not None:
+            queries += self.exact_queries.release((owner, "search"))
+            rechecks = self.exact_queries.release((owner, "recheck"))
+        final_prediction = int(probs.argmax()) if adversarial is not None else original_prediction
+        result = build_result(example, self.transformation.segment, adversarial, outcome, queries, original_prediction, final_prediction,
+                              window, stop_reason=stop_reason, original_probs=clean, adversarial_probs=probs)
+        result.rechecks, result.recheck = rechecks, recheck
+        return result
+
+    def _search(self, example: Example, owner: object, window: int, clean: torch.Tensor, exact: bool):
+        """Run the search to its end: (adversarial words or None, their probabilities or None, stop reason or None).
+
+        ``exact``: ask the exact model (an approximate path's rerun); its queries count against the
+        same query budget as the approximate search's.
+        """
+        layer, key = (self.exact_queries, (owner, "search")) if exact else (self.queries, owner)
+        spent = self.queries.queries(owner) if exact else 0
+
+        def ask(texts: list[Segments]) -> list[Segments]:
+            return ExactRequest(texts, "search") if exact else texts
+
         words = self.transformation.attacked_words(example)
         rng = random.Random(example_seed(self.seed, example.uid))
         search = self.search(example, words, self.candidates(example, window), clean, rng)
         # ``yield from search``, except that a request over the query budget is cut to what the budget
         # still allows, answered, and ends the search (TextAttack's query budget does the same).
-        adversarial, reply = None, None
+        reply = None
         while True:
             try:
                 request = next(search) if reply is None else search.send(reply)
             except StopIteration as stop:
                 adversarial = stop.value
                 break
-            allowed = self._within_budget(owner, request)
+            allowed = self._within_budget(layer, key, request, spent)
             if len(allowed) < len(request):
                 search.close()
-                return (yield from self._budget_spent(example, owner, allowed, original_prediction, window, clean))
-            reply = yield request
-        final_prediction, final_probs = original_prediction, clean
-        if adversarial is not None:
-            # Confirm the flip from the query layer (cached: costs no model call); its probabilities go in the record.
-            probs = (yield [self.transformation.with_words(example, adversarial)])[0]
-            final_prediction, final_probs = int(probs.argmax()), probs
-            if not bool(self.goal.succeeded(probs[None], example.label)[0]):
-                adversarial = None
-                final_prediction, final_probs = original_prediction, clean
-        outcome = SUCCEEDED if adversarial is not None else FAILED
-        return build_result(example, segment, adversarial, outcome, self.queries.release(owner), original_prediction, final_prediction, window,
-                            original_probs=clean, adversarial_probs=final_probs)
+                return (yield from self._budget_spent(example, allowed, ask))
+            reply = yield ask(request)
+        if adversarial is None:
+            return None, None, None
+        # Confirm the flip from the query layer (cached: costs no model call); its probabilities go in the record.
+        probs = (yield ask([self.transformation.with_words(example, adversarial)]))[0]
+        if not bool(self.goal.succeeded(probs[None], example.label)[0]):
+            return None, None, None
+        return adversarial, probs, None
 
-    def _within_budget(self, owner: object, request: list[Segments]) -> list[Segments]:
-        """The longest prefix of ``request`` whose texts new to ``owner`` fit in the remaining query budget."""
+    def _within_budget(self, layer: QueryLayer, key: object, request: list[Segments], spent: int = 0) -> list[Segments]:
+        """The longest prefix of ``request`` whose texts new to ``key`` fit in the remaining query budget.
+
+        ``spent``: queries already spent elsewhere (the approximate search, when ``layer`` is the exact one)."""
         if self.query_budget is None:
             return request
-        room = self.query_budget - self.queries.queries(owner)
-        seen = self.queries.seen(owner)
+        room = self.query_budget - spent - layer.queries(key)
+        seen = layer.seen(key)
         fresh: set[Segments] = set()
         for k, text in enumerate(request):
             if text not in seen and text not in fresh:
-                if len(fresh) == room:
+                if len(fresh) >= room:
                     return request[:k]
                 fresh.add(text)
         return request
 
-    def _budget_spent(self, example: Example, owner: object, texts: list[Segments], original_prediction: int, window: int, clean: torch.Tensor):
-        """Score the texts the budget still allows; a flip among them succeeds, else the example fails.
-
-        ``clean``: the original text's probabilities."""
-        segment = self.transformation.segment
+    def _budget_spent(self, example: Example, texts: list[Segments], ask: Callable[[list[Segments]], list[Segments]]):
+        """Score the texts the budget still allows: (words, probabilities, None) for the best flip among them,
+        else (None, None, "query_budget")."""
         if texts:
-            probs = yield texts
+            probs = yield ask(texts)
             flipped = self.goal.succeeded(probs, example.label)
             if bool(flipped.any()):
                 fitness = self.goal.fitness(probs, example.label)
                 best = max((k for k in range(len(texts)) if flipped[k]), key=lambda k: float(fitness[k]))
-                return build_result(example, segment, texts[best][segment], SUCCEEDED, self.queries.release(owner),
-                                    original_prediction, int(probs[best].argmax()), window, original_probs=clean, adversarial_probs=probs[best])
-        return build_result(example, segment, None, FAILED, self.queries.release(owner), original_prediction, original_prediction,
-                            window, stop_reason=QUERY_BUDGET, original_probs=clean)
+                return texts[best][self.transformation.segment], probs[best], None
+        return None, None, QUERY_BUDGET
 
     # -- many examples in lockstep ---------------------------------------------------------------
     def attack(self, examples: Sequence[Example], on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:
@@ -305,8 +371,15 @@ class BlackBoxAttack:
                 advance(index, self._attack_one(examples[index], owner(index)), None)
             if not running:
                 continue
+            # one model call for the searches' texts, one for the exact model's (approximate paths only)
             order = list(running)
-            answers = self.queries.probabilities([(owner(i), running[i][1]) for i in order])
-            for index, answer in zip(order, answers):
-                advance(index, running[index][0], answer)
+            plain = [i for i in order if not isinstance(running[i][1], ExactRequest)]
+            exact = [i for i in order if isinstance(running[i][1], ExactRequest)]
+            answers: dict[int, torch.Tensor] = {}
+            if plain:
+                answers.update(zip(plain, self.queries.probabilities([(owner(i), running[i][1]) for i in plain])))
+            if exact:
+                answers.update(zip(exact, self.exact_queries.probabilities([((owner(i), running[i][1].purpose), running[i][1]) for i in exact])))
+            for index in order:
+                advance(index, running[index][0], answers[index])
         return results  # type: ignore[return-value]

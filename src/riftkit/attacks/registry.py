@@ -36,8 +36,10 @@ class AttackSetup:
     substitutions: SubstitutionSet
     config: AttackConfig
     language_model: LanguageModel | None = None
-    # what the black-box searches query (riftkit.models.backends: ONNX Runtime when exact); None: the model itself
+    # what the black-box searches query (riftkit.models.backends: ONNX Runtime, bf16); None: the model itself
     victim: Any = None
+    # the exact model, when ``victim`` is an approximate path: it decides every reported outcome (base.BlackBoxAttack)
+    exact_victim: Any = None
 
 
 def _filters(setup: AttackSetup) -> list:
@@ -62,6 +64,7 @@ def _common(setup: AttackSetup) -> dict:
         "cache_size": c.cache_size,
         "query_budget": c.query_budget,
         "attack_truncated_words": c.attack_truncated_words,
+        "exact_victim": setup.exact_victim,
     }
 
 

@@ -57,4 +57,15 @@ def summarize(records: Sequence[dict]) -> dict:
         "mean_attackable_words": sum(r.get("attackable_words", w) for r, w in zip(records, words)) / n if n else 0.0,
         "mean_queries": sum(r["queries"] for r in attacked) / len(attacked) if attacked else 0.0,
         "max_queries": max((r["queries"] for r in attacked), default=0),
+        **_rechecks(records),
     }
+
+
+def _rechecks(records: Sequence[dict]) -> dict:
+    """An approximate forward path's rechecks (attack.backend bf16): none when every record came from an exact path."""
+    checked = [r for r in records if "recheck" in r]
+    if not checked:
+        return {}
+    return {"rechecked": len(checked), "recheck_queries": sum(r.get("rechecks") or 0 for r in checked),
+            "recheck_reruns": sum(r["recheck"] == "rerun" for r in checked),
+            "recheck_exact_searches": sum(r["recheck"] == "exact search" for r in checked)}

@@ -1,12 +1,19 @@
-"""Forward paths for the black-box attacks' queries: plain PyTorch fp32, or ONNX Runtime when it is exact.
+"""Forward paths for the black-box attacks' queries: PyTorch fp32, ONNX Runtime fp32, or bf16 with rechecks.
 
-An attack's time goes to the victim's forward pass (``Classifier.predict_proba``).
-On CPU, ONNX Runtime runs the same fp32 graph faster (benchmarks/forward_paths.py
-measures it). A path is used only if it is *exact* on the texts at hand: on a probe
-of the attacked inputs it must give the same argmax on every text and class
-probabilities within ``EXACT_TOLERANCE`` of PyTorch's; otherwise ``auto`` falls back
-to PyTorch and says why. Approximate paths (bf16, int8) are not offered: their
-outcomes would need rechecking with the exact model, and fp32 ONNX is faster anyway.
+An attack's time goes to the victim's forward pass (``Classifier.predict_proba``), so
+the forward pass is the ceiling (benchmarks/forward_paths.py measures each path).
+
+- ``torch``: the model as loaded, fp32. The reference every other path is held to.
+- ``onnxruntime``: the same fp32 graph in ONNX Runtime. *Exact*: used only if, on a probe of
+  the attacked inputs, every argmax is identical and class probabilities are within
+  ``EXACT_TOLERANCE`` of PyTorch's. Measured 0.95-1.06x on idle CPU cores: no gain here.
+- ``bf16``: the model under bf16 autocast, 1.5-1.8x on CPU. *Approximate* (argmax agreement
+  99.95%, |dp| up to 4e-3), so it is used only with the exact model beside it: the exact
+  model decides every reported outcome (the original's prediction, every reported flip; a
+  refuted flip is searched again exactly; BlackBoxAttack._attack_one), and
+  benchmarks/backend_outcomes.py measures vanilla and robust accuracy against the exact path.
+- ``auto``: the fastest usable path: bf16 (with rechecks) when its argmax agrees on at
+  least ``APPROXIMATE_MIN_AGREEMENT`` of the probe, else PyTorch.
 
 The white-box ASCC attack and training need gradients and always use PyTorch.
 """
@@ -22,8 +29,11 @@ import torch
 
 from .classifier import Classifier
 
-BACKENDS = ("auto", "torch", "onnxruntime")
+BACKENDS = ("auto", "torch", "onnxruntime", "bf16")
 EXACT_TOLERANCE = 1e-4  # largest |p_onnx - p_torch| over every class of every probe text
+# An approximate path that disagrees with the exact model on more of the probe than this would spend its
+# speed on reruns (or be broken for this model): auto falls back to PyTorch. bf16 measured 0.9995.
+APPROXIMATE_MIN_AGREEMENT = 0.99
 INPUT_ORDER = ("input_ids", "attention_mask", "token_type_ids")  # Classifier.forward's positional order
 
 
@@ -93,6 +103,27 @@ class OnnxRuntimeVictim:
         return probs
 
 
+class Bf16Victim:
+    """The black-box attacks' view of a classifier under bf16 autocast (approximate: needs the exact model's rechecks)."""
+
+    name = "bf16"
+
+    def __init__(self, model: Classifier):
+        self.model = model
+
+    @property
+    def spec(self):
+        return self.model.spec
+
+    def visible_words(self, segments) -> tuple[int, ...]:
+        return self.model.visible_words(segments)
+
+    def predict_proba(self, segments: Sequence, batch_size: int = 128) -> torch.Tensor:
+        """As :meth:`Classifier.predict_proba` (shape [N, C], fp32 probabilities), computed in bf16."""
+        with torch.autocast(self.model.device.type, dtype=torch.bfloat16):
+            return self.model.predict_proba(segments, batch_size=batch_size)
+
+
 def agreement(model: Classifier, victim, probe: Sequence, batch_size: int = 32) -> dict:
     """Argmax agreement and largest probability difference of ``victim`` against ``model`` on ``probe``."""
     reference = model.predict_proba(probe, batch_size=batch_size)
@@ -106,32 +137,41 @@ def resolve_backend(model: Classifier, choice: str, probe: Sequence, log: Callab
 
     ``torch``: the model itself. ``onnxruntime``: ONNX Runtime, or BackendError when it is not
     installed, does not export, or is not exact on ``probe`` (pre-tokenised inputs, e.g. the
-    attacked examples). ``auto``: ONNX Runtime when the model is on the CPU and all of that holds,
-    else PyTorch (the record says why).
+    attacked examples). ``bf16``: the model under bf16 autocast; the record then has
+    ``"approximate": true`` and the caller must give the attack the exact model for rechecks
+    (AttackSetup.exact_victim). ``auto``: bf16 when the model is a riftkit Classifier and bf16's argmax
+    agrees with fp32 on at least APPROXIMATE_MIN_AGREEMENT of ``probe``, else PyTorch (the record says why).
     """
     if choice not in BACKENDS:
         raise BackendError(f"attack.backend={choice!r} is not one of {list(BACKENDS)}")
     if choice == "torch":
         return model, {"backend": "torch"}
     if not isinstance(model, Classifier):  # a victim of the caller's own (tests, wrappers): nothing to export
-        if choice == "onnxruntime":
-            raise BackendError(f"attack.backend=onnxruntime needs a riftkit Classifier, got {type(model).__name__}")
+        if choice != "auto":
+            raise BackendError(f"attack.backend={choice} needs a riftkit Classifier, got {type(model).__name__}")
         return model, {"backend": "torch", "why": f"auto: the victim is a {type(model).__name__}, not a riftkit Classifier"}
+    if choice == "onnxruntime":
+        return _onnxruntime(model, probe, log)
+    victim = Bf16Victim(model)
+    check = agreement(model, victim, probe)
+    if check["argmax_agreement"] < APPROXIMATE_MIN_AGREEMENT and choice == "auto":
+        why = (f"auto: bf16 agrees with fp32 on only {check['argmax_agreement']:.4f} of {check['texts']} probe texts "
+               f"(< {APPROXIMATE_MIN_AGREEMENT})")
+        log(f"backend: {why}; using torch")
+        return model, {"backend": "torch", "why": why, "probe": check}
+    log(f"backend: bf16 autocast, every reported outcome rechecked with fp32 (probe: argmax agreement "
+        f"{check['argmax_agreement']:.4f} on {check['texts']} texts, max |dp| {check['max_abs_prob_diff']:.1e})")
+    return victim, {"backend": "bf16", "approximate": True, "recheck": "exact fp32 model decides every reported outcome", "probe": check}
+
+
+def _onnxruntime(model: Classifier, probe: Sequence, log: Callable[[str], None]):
+    """ONNX Runtime when it is installed, exports, runs on this device and is exact on ``probe``; else BackendError."""
     if model.device.type != "cpu":
-        if choice == "onnxruntime":
-            raise BackendError("attack.backend=onnxruntime runs on the CPU; the model is on " + str(model.device))
-        return model, {"backend": "torch", "why": f"auto: the model is on {model.device}"}
-    try:
-        victim = OnnxRuntimeVictim(model)
-        check = agreement(model, victim, probe)
-        if check["argmax_agreement"] < 1.0 or check["max_abs_prob_diff"] > EXACT_TOLERANCE:
-            raise BackendError(f"ONNX Runtime is not exact on {check['texts']} probe texts (argmax agreement "
-                               f"{check['argmax_agreement']:.4f}, max |dp| {check['max_abs_prob_diff']:.2e} > {EXACT_TOLERANCE})")
-    except BackendError as err:
-        if choice == "onnxruntime":
-            raise
-        log(f"backend: auto falls back to torch: {err}")
-        return model, {"backend": "torch", "why": f"auto: {err}"}
-    record = {"backend": "onnxruntime", "probe": check}
+        raise BackendError("attack.backend=onnxruntime runs on the CPU; the model is on " + str(model.device))
+    victim = OnnxRuntimeVictim(model)
+    check = agreement(model, victim, probe)
+    if check["argmax_agreement"] < 1.0 or check["max_abs_prob_diff"] > EXACT_TOLERANCE:
+        raise BackendError(f"ONNX Runtime is not exact on {check['texts']} probe texts (argmax agreement "
+                           f"{check['argmax_agreement']:.4f}, max |dp| {check['max_abs_prob_diff']:.2e} > {EXACT_TOLERANCE})")
     log(f"backend: onnxruntime (exact on {check['texts']} probe texts: max |dp| {check['max_abs_prob_diff']:.1e})")
-    return victim, record
+    return victim, {"backend": "onnxruntime", "probe": check}
