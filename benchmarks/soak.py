@@ -8,9 +8,12 @@ Two ways to use it:
     # or watch a process that is already attacking (its children included), until it ends
     .venv/bin/python benchmarks/soak.py --pid PID --label "attack_window.py Genetic, 10 IMDB reviews"
 
-The query layer's prediction cache is bounded (``attack.cache_size`` predictions), so after
-warm-up the RSS should stay level. The JSON holds every sample, and the summary: peak RSS,
-RSS after the first 10% of the run, and the growth from there to the end (MiB).
+The query layer's prediction cache is bounded (``attack.cache_size`` predictions) and it hands
+freed heap memory back to the OS every few model calls (riftkit.memory), so after warm-up the
+RSS should stay level. Each sample: seconds, RSS (MiB), cached predictions, glibc's heap in use
+(MiB: what is alive, as against what RSS holds) and Python's allocated blocks. The summary: peak
+RSS, RSS after the first 10% of the run, the growth from there to the end (MiB), and the same
+from the moment the cache reached its bound.
 Writes benchmarks/results/soak.json.
 """
 
@@ -19,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import threading
 import time
 from pathlib import Path
@@ -26,6 +30,7 @@ from pathlib import Path
 import psutil
 
 from riftkit.config import AttackConfig as AttackConfigDefaults
+from riftkit.memory import heap_in_use
 
 HERE = Path(__file__).resolve().parent
 
@@ -50,7 +55,8 @@ def sample(process: psutil.Process, every: float, stop: threading.Event, samples
     while not stop.is_set():
         try:
             cached = QUERY_LAYER[0].cached if QUERY_LAYER else None
-            samples.append((round(time.time() - start, 1), rss(process), cached))
+            heap = heap_in_use() if process.pid == os.getpid() else None  # only this process's heap is readable
+            samples.append((round(time.time() - start, 1), rss(process), cached, heap, sys.getallocatedblocks()))
         except psutil.Error:  # the watched process ended
             return
         stop.wait(every)
@@ -59,7 +65,7 @@ def sample(process: psutil.Process, every: float, stop: threading.Event, samples
 def summarize(samples: list, label: str, cache_size: int | None = None) -> dict:
     if not samples:
         return {"label": label, "samples": []}
-    mib = [(t, b / 2**20, c) for t, b, c in samples]
+    mib = [(t, b / 2**20, c) for t, b, c, _, _ in samples]
     warm = mib[max(1, len(mib) // 10) - 1][1]
     result = {"label": label, "duration_s": mib[-1][0], "peak_rss_mib": round(max(m for _, m, _ in mib), 1),
               "rss_after_warmup_mib": round(warm, 1), "rss_at_end_mib": round(mib[-1][1], 1),
@@ -70,7 +76,12 @@ def summarize(samples: list, label: str, cache_size: int | None = None) -> dict:
         result.update({"cache_full_at_s": after[0][0], "rss_when_cache_full_mib": round(after[0][1], 1),
                        "peak_rss_after_cache_full_mib": round(max(m for _, m, _ in after), 1),
                        "growth_after_cache_full_mib": round(after[-1][1] - after[0][1], 1)})
-    result["samples"] = [[t, round(m, 1), c] for t, m, c in mib]
+    heaps = [(t, h / 2**20) for t, _, _, h, _ in samples if h is not None]
+    if heaps:  # what is alive in the heap, as against what RSS holds (freed memory malloc has kept)
+        result.update({"heap_in_use_after_warmup_mib": round(heaps[max(1, len(heaps) // 10) - 1][1], 1),
+                       "heap_in_use_at_end_mib": round(heaps[-1][1], 1), "peak_heap_in_use_mib": round(max(h for _, h in heaps), 1)})
+    result["columns"] = ["seconds", "rss_mib", "cached_predictions", "heap_in_use_mib", "python_blocks"]
+    result["samples"] = [[t, round(b / 2**20, 1), c, None if h is None else round(h / 2**20, 1), k] for t, b, c, h, k in samples]
     return result
 
 

@@ -261,6 +261,43 @@ def test_query_layer_cache_is_bounded_and_counts_per_owner():
     assert layer.release("a") == 3 and layer.queries("a") == 0
 
 
+def test_query_layer_cache_holds_its_rows_not_the_model_calls_they_came_from():
+    # A row kept as a view of its call's [N, C] output would pin all N rows' memory: the cache's memory would
+    # grow with the number of calls its survivors came from, not with cache_size (the 30-minute soak saw it).
+    victim = KeywordVictim(WEIGHTS)
+    layer = QueryLayer(victim, cache_size=1)
+    texts = [((w, str(i)),) for i, w in enumerate(["good", "great", "fine", "nice"] * 50)]
+    layer.probabilities([("a", texts)])
+    (row,) = layer._cache.values()
+    assert layer.cached == 1 and row.untyped_storage().nbytes() == row.numel() * row.element_size()
+
+
+def test_query_layer_hands_freed_memory_back_every_few_model_calls(monkeypatch):
+    from riftkit.attacks import queries
+
+    trims = []
+    monkeypatch.setattr(queries, "release_free_memory", lambda: trims.append(1) or True)
+    layer = QueryLayer(KeywordVictim(WEIGHTS), trim_every=3)
+    for i in range(7):
+        layer.probabilities([("a", [((f"w{i}",),)])])
+        layer.probabilities([("a", [((f"w{i}",),)])])  # cached: no model call, no trim
+    assert layer.model_calls == 7 and len(trims) == 2
+
+
+def test_freed_memory_is_handed_back_and_the_heap_measured_on_glibc():
+    import platform
+
+    from riftkit.memory import heap_in_use, release_free_memory
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim and mallinfo2 are glibc's")
+    before = heap_in_use()
+    block = bytearray(64 << 20)  # 64 MiB from malloc (mmap'd), counted in use while alive
+    assert heap_in_use() - before >= 60 << 20
+    del block
+    assert release_free_memory() is True and heap_in_use() - before < 8 << 20
+
+
 def tiny_bert_with_a_planted_flip(make_tiny):
     """A real (random, tiny) Classifier, its head bias moved so that one substitution of text 0 flips it;
     the substitution set and five examples (text 2 misclassified)."""

@@ -17,6 +17,8 @@ from typing import Protocol
 
 import torch
 
+from ..memory import TRIM_EVERY, release_free_memory
+
 Segments = tuple[tuple[str, ...], ...]
 
 
@@ -27,12 +29,14 @@ class Victim(Protocol):
 
 
 class QueryLayer:
-    def __init__(self, victim: Victim, batch_size: int = 32, cache_size: int = 100_000):
+    def __init__(self, victim: Victim, batch_size: int = 32, cache_size: int = 100_000, trim_every: int = TRIM_EVERY):
+        """``trim_every``: model calls between handing freed heap memory back to the OS (riftkit.memory; 0: never)."""
         if cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {cache_size}")
         self.victim = victim
         self.batch_size = batch_size
         self.cache_size = cache_size
+        self.trim_every = trim_every
         self._cache: OrderedDict[Segments, torch.Tensor] = OrderedDict()
         self._seen: dict[Hashable, set[Segments]] = {}
         self.model_texts = 0  # texts sent to the model
@@ -67,6 +71,8 @@ class QueryLayer:
             probs = self.victim.predict_proba(batch, batch_size=self.batch_size).float()
             self.model_texts += len(batch)
             self.model_calls += 1
+            if self.trim_every and self.model_calls % self.trim_every == 0:
+                release_free_memory()
             fresh = dict(zip(batch, probs))
         answers = []
         for _, texts in requests:
@@ -85,7 +91,8 @@ class QueryLayer:
     def _remember(self, text: Segments, row: torch.Tensor) -> None:
         if self.cache_size == 0:
             return
-        self._cache[text] = row
+        # a copy: the row is a view of its call's [N, C] output, which it would otherwise keep alive
+        self._cache[text] = row.clone()
         self._cache.move_to_end(text)
         while len(self._cache) > self.cache_size:
             self._cache.popitem(last=False)
