@@ -216,3 +216,19 @@ def test_bad_sweep_files_are_named(tmp_path, study):
         handle.write('{"uid": "a", "outcome": "failed"}\n')
     (tmp_path / "x.gz").rename(tmp_path / "examples.jsonl.gz")
     assert read_examples(tmp_path) == [{"uid": "a", "outcome": "failed"}]
+
+
+def test_a_sweeps_results_folder_is_not_ignored_by_git():
+    # results_dir/runs/<run_id>/ holds what a fresh clone resumes and tabulates from; a .gitignore
+    # pattern for the working folders (runs/) once matched it too, and the run files were never committed
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    if shutil.which("git") is None or not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    for path in ("results/study-sst2/runs/adv_base-seed0/summary.json", "results/demo/runs/rift-seed0/attacks/x/examples.jsonl.gz"):
+        ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=root).returncode == 0
+        assert not ignored, f"{path} is ignored by git"
+    assert subprocess.run(["git", "check-ignore", "-q", "runs/study-sst2/runs/x/best/model.safetensors"], cwd=root).returncode == 0
