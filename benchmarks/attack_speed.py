@@ -63,8 +63,7 @@ def run_riftkit(model, task, subs, examples, name: str, seed: int, batch_size: i
                           batch_size=batch_size, in_flight=len(examples))
     # riftkit's forward path (attack.backend): "torch" is fp32 PyTorch (the path before bf16 with rechecks), "auto" the default
     victim, chosen = resolve_backend(model, backend, [e.segments for e in examples[:64]])
-    attack = build_attack(AttackSetup(model=model, task=task, substitutions=subs, config=config, victim=victim,
-                                      exact_victim=model if chosen.get("approximate") else None))
+    attack = build_attack(AttackSetup(model=model, task=task, substitutions=subs, config=config, victim=victim))
     model_s = [0.0]
     victim = attack.queries.victim
 

@@ -72,8 +72,9 @@ class AttackResult:
     original_probs: list[float] | None = None
     adversarial_probs: list[float] | None = None
     # Approximate forward paths only (attack.backend bf16): texts the exact model scored to check the outcome
-    # (not counted in ``queries``), and what the check found: "confirmed" (the search's outcome stands) or
-    # "rerun" (the exact model refuted a flip; the search ran again on the exact model, and its queries count).
+    # (not counted in ``queries``), and what the check found: "confirmed" (the search's outcome stands), "rerun"
+    # (the exact model refuted a flip; the search ran again on the exact model, and its queries count) or
+    # "exact search" (the two disagreed on the original, so the search ran on the exact model from the start).
     rechecks: int | None = None
     recheck: str | None = None
 
@@ -240,7 +241,7 @@ class BlackBoxAttack:
         it refutes sends the search again on the exact model (same per-example seed, what is left of
         the query budget), and an original whose approximate prediction disagrees is searched on the
         exact model from the start. A failed search is not rechecked (that would take a second
-        search); benchmarks/forward_paths.py measures the robust accuracy of both paths.
+        search); benchmarks/backend_outcomes.py measures the robust accuracy of both paths.
         """
         segment = self.transformation.segment
         checking = self.exact_queries is not None

@@ -38,7 +38,8 @@ class AttackSetup:
     language_model: LanguageModel | None = None
     # what the black-box searches query (riftkit.models.backends: ONNX Runtime, bf16); None: the model itself
     victim: Any = None
-    # the exact model, when ``victim`` is an approximate path: it decides every reported outcome (base.BlackBoxAttack)
+    # the exact model, when ``victim`` is an approximate path: it decides every reported outcome (base.BlackBoxAttack);
+    # None: the approximate victim's own ``exact`` (models.backends.Bf16Victim), if it has one
     exact_victim: Any = None
 
 
@@ -64,7 +65,7 @@ def _common(setup: AttackSetup) -> dict:
         "cache_size": c.cache_size,
         "query_budget": c.query_budget,
         "attack_truncated_words": c.attack_truncated_words,
-        "exact_victim": setup.exact_victim,
+        "exact_victim": setup.exact_victim or getattr(setup.victim, "exact", None),
     }
 
 

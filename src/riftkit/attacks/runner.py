@@ -263,7 +263,6 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
                 raise ConfigError(str(err)) from None
         setup = AttackSetup(
             victim=victim,
-            exact_victim=model if backend.get("approximate") else None,
             model=model,
             task=splits.task,
             substitutions=load_substitutions(config.substitutions, data_dir),

@@ -110,6 +110,7 @@ class Bf16Victim:
 
     def __init__(self, model: Classifier):
         self.model = model
+        self.exact = model  # the model that decides every reported outcome (attacks/registry.py hands it to the search)
 
     @property
     def spec(self):
@@ -138,8 +139,8 @@ def resolve_backend(model: Classifier, choice: str, probe: Sequence, log: Callab
     ``torch``: the model itself. ``onnxruntime``: ONNX Runtime, or BackendError when it is not
     installed, does not export, or is not exact on ``probe`` (pre-tokenised inputs, e.g. the
     attacked examples). ``bf16``: the model under bf16 autocast; the record then has
-    ``"approximate": true`` and the caller must give the attack the exact model for rechecks
-    (AttackSetup.exact_victim). ``auto``: bf16 when the model is a riftkit Classifier and bf16's argmax
+    ``"approximate": true``, and the victim carries the exact model (``.exact``) that the attack
+    rechecks with. ``auto``: bf16 when the model is a riftkit Classifier and bf16's argmax
     agrees with fp32 on at least APPROXIMATE_MIN_AGREEMENT of ``probe``, else PyTorch (the record says why).
     """
     if choice not in BACKENDS:
