@@ -16,6 +16,7 @@ from riftkit.config import ConfigError
 from riftkit.evaluation.statistics import mean_ci, paired_bootstrap
 from riftkit.evaluation.study import read_examples
 from riftkit.sweep import load_sweep
+from riftkit.sweep.collect import collect
 from riftkit.sweep.runner import Sweep
 
 from .test_attacks_victims import SUBS
@@ -232,3 +233,24 @@ def test_a_sweeps_results_folder_is_not_ignored_by_git():
         ignored = subprocess.run(["git", "check-ignore", "-q", path], cwd=root).returncode == 0
         assert not ignored, f"{path} is ignored by git"
     assert subprocess.run(["git", "check-ignore", "-q", "runs/study-sst2/runs/x/best/model.safetensors"], cwd=root).returncode == 0
+
+
+def test_a_method_can_take_only_some_of_the_attacks(study, tmp_path):
+    # part 3 of the study attacks its extra methods with PWWS only, in the same sweep as the baseline (its pairs)
+    overrides = [f"output_dir={tmp_path / 'out'}", f"results_dir={tmp_path / 'results'}", "seeds=[0]",
+                 "methods.adv.tune={train.lr: [3.0e-3]}", "methods.standard.attacks=[pwws]",
+                 "evaluation.attacks=[{attack: pwws, n: 8}, {attack: ascc, n: 8}]"]
+    spec = load_sweep(study, overrides)
+    assert [c.attack for c in spec.attack_configs("standard")] == ["pwws"]
+    assert [c.attack for c in spec.attack_configs("adv")] == ["pwws", "ascc"]
+    sweep = Sweep(spec, log=lambda message: None)
+    sweep.run_all()
+    assert Sweep(spec).unfinished() == ([], [])
+    attacked = {run: sorted(p.name for p in (spec.output_dir / "runs" / run / "attacks").iterdir()) for run in ("standard-seed0", "adv@lr=0.003-seed0")}
+    assert attacked == {"standard-seed0": ["pwws-test-n8-seed0"], "adv@lr=0.003-seed0": ["ascc-test-n8-seed0", "pwws-test-n8-seed0"]}
+    table = collect(Sweep(spec))
+    rows = {(r["variant"], r["attack"]) for r in table["rows"] if r.get("attack")}
+    assert ("standard", "pwws-test-n8-seed0") in rows and ("adv", "ascc-test-n8-seed0") in rows
+    assert ("standard", "ascc-test-n8-seed0") not in rows
+    with pytest.raises(ConfigError, match=r"methods.standard.attacks: \['genetic'\] not in evaluation.attacks"):
+        load_sweep(study, [*overrides, "methods.standard.attacks=[genetic]"])

@@ -99,6 +99,8 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
         for attack in attacks or [None]:
             row = dict(base, attack=attack)
             done = [r for r in members if attack in r["attacks"]] if attack else []
+            if attack and not done:
+                continue  # a variant this attack never ran on (its method's attacks: leaves it out): no empty row
             row["n_seeds"] = len(done) if attack else len(members)
             for key, values in train_values.items():
                 row[key] = _ci([v for v in values])

@@ -62,7 +62,7 @@ class Sweep:
         return any((place / "summary.json").is_file() for place in self._places(run))
 
     def attacked(self, run: RunPlan) -> bool:
-        return any(all((place / "attacks" / attack_folder_name(c) / DONE_FILE).is_file() for c in self.spec.attack_configs())
+        return any(all((place / "attacks" / attack_folder_name(c) / DONE_FILE).is_file() for c in self.spec.attack_configs(run.method))
                    for place in self._places(run))
 
     def winners(self) -> tuple[dict[str, dict], dict[str, list[dict]]]:
@@ -160,7 +160,7 @@ class Sweep:
 
         model_path = self.run_dir(run) / "best"
         model = None
-        for attack in self.spec.attack_configs():
+        for attack in self.spec.attack_configs(run.method):
             folder = self.run_dir(run) / "attacks" / attack_folder_name(attack)
             if (folder / DONE_FILE).is_file():
                 continue

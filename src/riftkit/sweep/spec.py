@@ -18,6 +18,7 @@ A sweep YAML holds the whole study, e.g. ``configs/study/sst2.yaml``::
       rift_alpha:                     # an ablation: every value x every seed, one row each
         overrides: {train.method: rift}
         grid: {objective.alpha: [0.01, 0.3, 1.0]}
+        attacks: [pwws]               # only these evaluation.attacks entries (default: all)
     evaluation:
       attack: {seed: 0, split: test}  # AttackConfig fields shared by every attack below
       attacks:
@@ -43,7 +44,7 @@ import yaml
 from ..config import AttackConfig, ConfigError, ExperimentConfig, apply_overrides, from_dict, load_config, read_yaml_mapping
 
 SWEEP_KEYS = {"name", "base", "overrides", "output_dir", "results_dir", "seeds", "baseline", "methods", "evaluation"}
-METHOD_KEYS = {"overrides", "tune", "grid"}
+METHOD_KEYS = {"overrides", "tune", "grid", "attacks"}
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,10 @@ class MethodSpec:
     overrides: dict[str, Any] = field(default_factory=dict)
     tune: dict[str, list[Any]] = field(default_factory=dict)
     grid: dict[str, list[Any]] = field(default_factory=dict)
+    # The evaluation.attacks entries (by attack name) this method's final runs get; None: every one. A cheaper
+    # protocol for secondary rows (an ablation under PWWS only) without a second sweep, whose rows would lose
+    # their pairs with the baseline.
+    attacks: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -119,10 +124,14 @@ class SweepSpec:
         out = self.output_dir / "runs" / run.run_id
         return load_config(self.base, [*run.overrides, f"output_dir={out}", f"name={self.name}/{run.run_id}"])
 
-    def attack_configs(self) -> list[AttackConfig]:
-        """One AttackConfig per entry of ``evaluation.attacks`` (shared fields below each entry's own)."""
+    def attack_configs(self, method: str | None = None) -> list[AttackConfig]:
+        """One AttackConfig per entry of ``evaluation.attacks`` (shared fields below each entry's own);
+        with ``method``, only the entries that method's ``attacks:`` names (all when it names none)."""
         configs = []
+        chosen = self.methods[method].attacks if method is not None else None
         for i, entry in enumerate(self.attacks):
+            if chosen is not None and entry["attack"] not in chosen:
+                continue
             values = _merge(self.attack, entry)
             try:
                 configs.append(from_dict(AttackConfig, values, f"evaluation.attacks[{i}]"))
@@ -167,8 +176,12 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         bad = sorted(set(body) - METHOD_KEYS)
         if bad:
             raise ConfigError(f"{mwhere}: unknown key(s) {bad}; known keys: {sorted(METHOD_KEYS)}")
+        chosen = body.get("attacks")
+        if chosen is not None and (not isinstance(chosen, list) or not all(isinstance(a, str) for a in chosen)):
+            raise ConfigError(f"{mwhere}.attacks: expected a list of attack names, got {chosen!r}")
         spec = MethodSpec(str(name_), _flatten(_typed(body.get("overrides") or {}, dict, f"{mwhere}.overrides")),
-                          _value_lists(body.get("tune") or {}, f"{mwhere}.tune"), _value_lists(body.get("grid") or {}, f"{mwhere}.grid"))
+                          _value_lists(body.get("tune") or {}, f"{mwhere}.tune"), _value_lists(body.get("grid") or {}, f"{mwhere}.grid"),
+                          None if chosen is None else tuple(chosen))
         if set(spec.tune) & set(spec.grid):
             raise ConfigError(f"{mwhere}: {sorted(set(spec.tune) & set(spec.grid))} both tuned and swept")
         methods[spec.name] = spec
@@ -184,6 +197,11 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
     attacks = evaluation.get("attacks") or []
     if not isinstance(attacks, list) or not all(isinstance(a, dict) and "attack" in a for a in attacks):
         raise ConfigError(f"{where}: evaluation.attacks must be a list of mappings, each with an 'attack' key")
+    for method in methods.values():
+        unknown = sorted(set(method.attacks or ()) - {a["attack"] for a in attacks})
+        if unknown:
+            raise ConfigError(f"{where}: methods.{method.name}.attacks: {unknown} not in evaluation.attacks "
+                              f"({sorted({a['attack'] for a in attacks})})")
     spec = SweepSpec(
         path=path, name=name, base=(path.parent / _typed(raw["base"], str, f"{where}: base")).resolve(),
         output_dir=Path(_typed(raw["output_dir"], str, f"{where}: output_dir")),
