@@ -254,3 +254,34 @@ def test_a_method_can_take_only_some_of_the_attacks(study, tmp_path):
     assert ("standard", "ascc-test-n8-seed0") not in rows
     with pytest.raises(ConfigError, match=r"methods.standard.attacks: \['genetic'\] not in evaluation.attacks"):
         load_sweep(study, [*overrides, "methods.standard.attacks=[genetic]"])
+
+
+def test_a_stale_row_names_the_files_changed_since_its_commit(tmp_path):
+    # a row marked stale by digest alone leaves the reader guessing whether the change could move its numbers
+    import subprocess
+
+    from riftkit.reports.tables import stale_markdown
+    from riftkit.sweep.provenance import changed_files
+
+    if shutil.which("git") is None:
+        pytest.skip("no git")
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.strip()  # noqa: E731
+    git("init", "-q")
+    for path in ("src/riftkit/models/backends.py", "src/riftkit/training/loop.py", "src/riftkit/attacks/pwws.py"):
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "one")
+    commit = git("rev-parse", "HEAD")
+    assert changed_files(commit, ("models", "training"), root=tmp_path) == []
+    (tmp_path / "src/riftkit/models/backends.py").write_text("x = 2\n")
+    (tmp_path / "src/riftkit/attacks/pwws.py").write_text("x = 2\n")
+    assert changed_files(commit, ("models", "training"), root=tmp_path) == ["models/backends.py"]
+    assert changed_files(commit[:12], ("models", "attacks"), root=tmp_path) == ["attacks/pwws.py", "models/backends.py"]
+    assert changed_files("0" * 40, ("models",), root=tmp_path) is None and changed_files(None, ("models",)) is None
+    table = {"rows": [{"variant": "adv", "attack": "pwws", "commits": [commit[:12]], "stale": True, "stale_files": ["models/backends.py"]},
+                      {"variant": "std", "attack": None, "commits": ["abc+dirty"], "stale": True, "stale_files": None},
+                      {"variant": "rift", "attack": "pwws", "commits": [commit[:12]], "stale": False}]}
+    text = stale_markdown(table)
+    assert "| adv | pwws |" in text and "`models/backends.py`" in text and "| std | (training) |" in text and "unknown" in text
+    assert "rift" not in text

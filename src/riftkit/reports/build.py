@@ -52,7 +52,9 @@ def _sweep_report(folder: Path, baseline: str | None) -> ReportData:
              "* marks an interval that excludes 0."]
     stale = [r["variant"] for r in table["rows"] if r["stale"]]
     if saved.get("rows") and any(r.get("stale") for r in saved["rows"]):
-        notes.append("Stale rows (code changed since they ran): " + ", ".join(sorted({r["variant"] for r in saved["rows"] if r.get("stale")})))
+        changed = sorted({f for r in saved["rows"] if r.get("stale") for f in r.get("stale_files") or []})
+        notes.append("Stale rows (code changed since they ran): " + ", ".join(sorted({r["variant"] for r in saved["rows"] if r.get("stale")}))
+                     + (f"; files changed since: {', '.join(changed)}" if changed else ""))
     elif stale:
         notes.append("Stale rows: " + ", ".join(sorted(set(stale))))
     plots = [Plot(f.title, f.png, f.caption) for f in figures(table, runs)]

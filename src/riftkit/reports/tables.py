@@ -68,6 +68,20 @@ def tuning_markdown(tuning: dict) -> str:
     return "\n".join(["| method | value | dev metric | dev value | |", "|---|---|---|---|---|", *lines])
 
 
+def stale_markdown(table: dict) -> str:
+    """Per stale row, the files changed since its runs' commits (from ``explain_stale``), so a reader can judge
+    whether the change could move its numbers."""
+    lines = []
+    for r in (r for r in table["rows"] if r.get("stale")):
+        files = r.get("stale_files")
+        said = "unknown (a run from uncommitted code, or a commit this clone lacks)" if files is None else (
+            ", ".join(f"`{f}`" for f in files) or "none (the digest differs, the commit's files do not: a run from a dirty tree?)")
+        lines.append(f"| {r['variant']} | {r['attack'] or '(training)'} | {' '.join(r['commits'])} | {said} |")
+    if not lines:
+        return ""
+    return "\n".join(["| variant | attack | commits | changed since |", "|---|---|---|---|", *lines])
+
+
 def csv_table(table: dict) -> str:
     """One flat line per row: means, interval ends and the paired difference as separate columns."""
     out = io.StringIO()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..evaluation.study import load_runs, study_table
 from ..reports import plots, tables
-from .provenance import ATTACK_CODE, TRAINING_CODE, code_digest
+from .provenance import ATTACK_CODE, TRAINING_CODE, changed_files, code_digest
 from .runner import Sweep
 
 TABLE_FILES = ("table.json", "table.csv", "table.md")
@@ -27,18 +27,38 @@ def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None
     _, tuning = sweep.winners()
     table = study_table(root, spec.baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning)
     table["sweep"] = spec.name
+    explain_stale(table)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(json.dumps(table, indent=2, default=str) + "\n")
     (out / "table.csv").write_text(tables.csv_table(table))
     parts = [f"# {spec.name}", "", f"Baseline for paired differences: {spec.baseline or '(none)'}.", ""]
     for attack in table["attacks"] or [None]:
         parts += [f"## {attack or 'training only'}", "", tables.markdown_table(table, attack), ""]
+    if tables.stale_markdown(table):
+        parts += ["## Stale rows", "", tables.stale_markdown(table), ""]
     if tables.tuning_markdown(table["tuning"]):
         parts += ["## Tuned on dev", "", tables.tuning_markdown(table["tuning"]), ""]
     (out / "table.md").write_text("\n".join(parts))
     for figure in figures(table, load_runs(root)):
         plots.save(figure, out / "plots")
     return table
+
+
+def explain_stale(table: dict) -> None:
+    """Give each stale row ``stale_files``: the files of the code it depends on (training code; for an attack row
+    the attack code too) changed since its runs' commits; None where git cannot tell (a dirty run, an unknown commit)."""
+    for row in table["rows"]:
+        if not row["stale"]:
+            continue
+        packages = tuple(dict.fromkeys(TRAINING_CODE + (ATTACK_CODE if row.get("attack") else ())))
+        files: set[str] | None = set()
+        for commit in row["commits"]:
+            changed = None if commit.endswith("+dirty") else changed_files(commit, packages)
+            if changed is None:
+                files = None
+                break
+            files.update(changed)
+        row["stale_files"] = None if files is None else sorted(files)
 
 
 def figures(table: dict, runs: list[dict]) -> list[plots.Figure]:
