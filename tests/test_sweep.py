@@ -285,3 +285,26 @@ def test_a_stale_row_names_the_files_changed_since_its_commit(tmp_path):
     text = stale_markdown(table)
     assert "| adv | pwws |" in text and "`models/backends.py`" in text and "| std | (training) |" in text and "unknown" in text
     assert "rift" not in text
+
+
+def test_the_alpha_ablation_takes_the_default_value_from_the_methods_own_row():
+    # rift (alpha 0.1 by its overrides) is the ablation's middle point; without it an interior optimum at the
+    # default cannot show. Rows that differ in anything else (another method, the unconditional term) stay out.
+    from riftkit.evaluation.study import ablation_rows
+
+    def config(alpha, info="conditional", method="rift", seed=0, extra=None):
+        return {"name": f"s/{method}", "output_dir": f"runs/{method}-{seed}", "train": {"method": method, "seed": seed, "progress": seed == 0},
+                "objective": {"alpha": alpha, "info": info, **(extra or {})}}
+
+    runs = [{"variant": "rift_alpha@alpha=0.3", "config": config(0.3, seed=1, extra={"info_queue_size": 0})},
+            {"variant": "rift_alpha@alpha=1", "config": config(1.0, extra={"info_queue_size": 0})},
+            {"variant": "rift", "config": config(0.1)},  # ran before info_queue_size existed: compared on shared fields
+            {"variant": "rift_unconditional", "config": config(0.1, info="unconditional")},
+            {"variant": "adv_base", "config": config(0.1, info="none", method="adv")}]
+    rows = [{"variant": v, "params": p, "attack": "pwws"} for v, p in (
+        ("rift_alpha@alpha=0.3", {"objective.alpha": 0.3}), ("rift_alpha@alpha=1", {"objective.alpha": 1.0}),
+        ("rift", {}), ("rift_unconditional", {}), ("adv_base", {}))]
+    got = ablation_rows({"rows": rows}, runs, "objective.alpha")
+    assert sorted((r["variant"], r["params"]["objective.alpha"]) for r in got) == [
+        ("rift", 0.1), ("rift_alpha@alpha=0.3", 0.3), ("rift_alpha@alpha=1", 1.0)]
+    assert rows[2]["params"] == {}  # the table's own row is not changed

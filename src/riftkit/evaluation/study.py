@@ -153,3 +153,43 @@ def _ci(values: list) -> dict | None:
 def _mean(values: list) -> float | None:
     values = [v for v in values if v is not None]
     return round(sum(values) / len(values), 1) if values else None
+
+
+# Fields of a run's resolved config that differ between runs of one experiment without changing it.
+PER_RUN_FIELDS = {"name", "output_dir", "train.seed", "train.progress"}
+
+
+def _flat(values: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def ablation_rows(table: dict, runs: list[dict], key: str) -> list[dict]:
+    """The rows of an ablation over ``key`` (a dotted config path such as ``objective.alpha``): the rows that
+    sweep it (``key`` in their params), and the rows of any other variant whose runs are the same experiment
+    with only ``key`` set otherwise (the method's default value, e.g. ``rift`` at alpha 0.1 beside
+    ``rift_alpha`` at 0.03, 0.3, 1.0), copied with ``params[key]`` set to their value.
+
+    Runs compare on their recorded resolved configs (``run.json``), apart from per-run fields (seed, name,
+    output folder, progress bar) and fields one of them lacks (added to riftkit since it ran).
+    """
+    configs = {run["variant"]: _flat(run.get("config") or {}) for run in runs}
+
+    def same_but_key(a: dict, b: dict) -> bool:
+        shared = (set(a) & set(b)) - PER_RUN_FIELDS - {key}
+        return key in a and key in b and all(a[k] == b[k] for k in shared)
+
+    swept = [r for r in table["rows"] if key in r["params"]]
+    references = [configs[r["variant"]] for r in swept if r["variant"] in configs]
+    extra = []
+    for row in table["rows"]:
+        config = configs.get(row["variant"])
+        if key in row["params"] or config is None or not any(same_but_key(config, ref) for ref in references):
+            continue
+        extra.append(dict(row, params={**row["params"], key: config[key]}))
+    return swept + extra

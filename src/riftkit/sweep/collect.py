@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..evaluation.study import load_runs, study_table
+from ..evaluation.study import ablation_rows, load_runs, study_table
 from ..reports import plots, tables
 from .provenance import ATTACK_CODE, TRAINING_CODE, changed_files, code_digest
 from .runner import Sweep
@@ -66,7 +66,7 @@ def figures(table: dict, runs: list[dict]) -> list[plots.Figure]:
     made = [plots.tradeoff(table, attack) for attack in table["attacks"]]
     made.append(plots.forgetting(runs))
     swept = sorted({key for row in table["rows"] for key in row["params"] if key not in _tuned_keys(table)})
-    made += [plots.ablation(table, key, attack) for key in swept for attack in table["attacks"]]
+    made += [plots.ablation(dict(table, rows=ablation_rows(table, runs, key)), key, attack) for key in swept for attack in table["attacks"]]
     return [f for f in made if f is not None]
 
 
