@@ -308,3 +308,16 @@ def test_the_alpha_ablation_takes_the_default_value_from_the_methods_own_row():
     assert sorted((r["variant"], r["params"]["objective.alpha"]) for r in got) == [
         ("rift", 0.1), ("rift_alpha@alpha=0.3", 0.3), ("rift_alpha@alpha=1", 1.0)]
     assert rows[2]["params"] == {}  # the table's own row is not changed
+
+
+def test_a_trained_run_reaches_the_results_folder_even_when_killed_before_its_attacks(study, tmp_path):
+    # a tuning run killed during the attack it got as a provisional winner, and then outvoted, is never run
+    # again: its training must already be in results_dir, or a fresh clone retrains it
+    spec = load_sweep(study, [f"output_dir={tmp_path / 'out'}", f"results_dir={tmp_path / 'results'}", "seeds=[0]", "evaluation.attacks=[]"])
+    Sweep(spec, log=lambda m: None).run_all()
+    copy = spec.results_dir / "runs" / "adv@lr=0.0001-seed0"
+    assert (copy / "summary.json").is_file()
+    shutil.rmtree(copy)  # what the kill left: trained in output_dir, no committed copy
+    assert Sweep(spec).unfinished() == ([], [])  # nothing to train or attack ...
+    Sweep(spec, log=lambda m: None).run_all()
+    assert (copy / "summary.json").is_file() and (copy / "run.json").is_file()  # ... yet the copy is made

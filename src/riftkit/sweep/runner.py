@@ -135,6 +135,7 @@ class Sweep:
             start = time.time()
             train(config, splits, data_dir=self.data_dir, resume=resume)
             self._write_run_record(run, config, final, round(time.time() - start, 1))
+            self.export(run)  # now, not after the attacks: a kill during them must not keep the training from results_dir
         elif (out / "summary.json").is_file() and not (out / RUN_FILE).is_file():
             self._write_run_record(run, config, final, None)
         if needs_model:
@@ -144,6 +145,7 @@ class Sweep:
 
     def run_all(self) -> None:
         """Advance every unfinished run; tuning runs first, so that their winners are known for the rest."""
+        self.export_trained()
         while True:
             todo, waiting = self.unfinished()
             if not todo:
@@ -194,6 +196,18 @@ class Sweep:
         return None
 
     # -- the small files to commit ----------------------------------------------------------------
+
+    def export_trained(self) -> None:
+        """Copy every run trained here whose copy in results_dir is missing (a sweep killed between training and
+        the end of its attacks, by an older riftkit that copied only then)."""
+        if self.spec.results_dir is None:
+            return
+        tuning, final, _ = self.plan()
+        for run in {r.run_id: r for r in tuning + final}.values():
+            if (self.run_dir(run) / "summary.json").is_file() and not (self.copy_dir(run) / "summary.json").is_file():
+                if not (self.run_dir(run) / RUN_FILE).is_file():
+                    self._write_run_record(run, self.spec.experiment(run), run in final, None)
+                self.export(run)
 
     def export(self, run: RunPlan) -> Path | None:
         """Copy the run's small files to ``results_dir/runs/<run_id>`` (per-example attack logs gzipped; never weights)."""
