@@ -290,7 +290,7 @@ def test_a_stale_row_names_the_files_changed_since_its_commit(tmp_path):
 def test_the_alpha_ablation_takes_the_default_value_from_the_methods_own_row():
     # rift (alpha 0.1 by its overrides) is the ablation's middle point; without it an interior optimum at the
     # default cannot show. Rows that differ in anything else (another method, the unconditional term) stay out.
-    from riftkit.evaluation.study import ablation_rows
+    from riftkit.sweep.collect import ablation_rows
 
     def config(alpha, info="conditional", method="rift", seed=0, extra=None):
         return {"name": f"s/{method}", "output_dir": f"runs/{method}-{seed}", "train": {"method": method, "seed": seed, "progress": seed == 0},

@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..evaluation.study import ablation_rows, load_runs, study_table
+from ..evaluation.study import load_runs, study_table
 from ..reports import plots, tables
 from .provenance import ATTACK_CODE, TRAINING_CODE, changed_files, code_digest
 from .runner import Sweep
+from .spec import _flatten
 
 TABLE_FILES = ("table.json", "table.csv", "table.md")
 
@@ -34,8 +35,9 @@ def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None
     parts = [f"# {spec.name}", "", f"Baseline for paired differences: {spec.baseline or '(none)'}.", ""]
     for attack in table["attacks"] or [None]:
         parts += [f"## {attack or 'training only'}", "", tables.markdown_table(table, attack), ""]
-    if tables.stale_markdown(table):
-        parts += ["## Stale rows", "", tables.stale_markdown(table), ""]
+    stale = tables.stale_markdown(table)
+    if stale:
+        parts += ["## Stale rows", "", stale, ""]
     if tables.tuning_markdown(table["tuning"]):
         parts += ["## Tuned on dev", "", tables.tuning_markdown(table["tuning"]), ""]
     (out / "table.md").write_text("\n".join(parts))
@@ -47,13 +49,16 @@ def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None
 def explain_stale(table: dict) -> None:
     """Give each stale row ``stale_files``: the files of the code it depends on (training code; for an attack row
     the attack code too) changed since its runs' commits; None where git cannot tell (a dirty run, an unknown commit)."""
+    asked: dict[tuple, list[str] | None] = {}  # rows share commits: one git diff per (commit, packages)
     for row in table["rows"]:
         if not row["stale"]:
             continue
         packages = tuple(dict.fromkeys(TRAINING_CODE + (ATTACK_CODE if row.get("attack") else ())))
         files: set[str] | None = set()
         for commit in row["commits"]:
-            changed = None if commit.endswith("+dirty") else changed_files(commit, packages)
+            if (commit, packages) not in asked:
+                asked[commit, packages] = None if commit.endswith("+dirty") else changed_files(commit, packages)
+            changed = asked[commit, packages]
             if changed is None:
                 files = None
                 break
@@ -72,3 +77,33 @@ def figures(table: dict, runs: list[dict]) -> list[plots.Figure]:
 
 def _tuned_keys(table: dict) -> set[str]:
     return {key for rows in table["tuning"].values() for r in rows for key in r["values"]}
+
+
+# Fields of a run's resolved config that differ between runs of one experiment without changing it.
+PER_RUN_FIELDS = {"name", "output_dir", "train.seed", "train.progress"}
+
+
+def ablation_rows(table: dict, runs: list[dict], key: str) -> list[dict]:
+    """The rows of an ablation over ``key`` (a dotted config path such as ``objective.alpha``): the rows that
+    sweep it (``key`` in their params), and the rows of any other variant whose runs are the same experiment
+    with only ``key`` set otherwise (the method's default value, e.g. ``rift`` at alpha 0.1 beside
+    ``rift_alpha`` at 0.03, 0.3, 1.0), copied with ``params[key]`` set to their value.
+
+    Runs compare on their recorded resolved configs (``run.json``), apart from per-run fields (seed, name,
+    output folder, progress bar) and fields one of them lacks (added to riftkit since it ran).
+    """
+    configs = {run["variant"]: _flatten(run.get("config") or {}) for run in runs}
+
+    def same_but_key(a: dict, b: dict) -> bool:
+        shared = (set(a) & set(b)) - PER_RUN_FIELDS - {key}
+        return key in a and key in b and all(a[k] == b[k] for k in shared)
+
+    swept = [r for r in table["rows"] if key in r["params"]]
+    references = [configs[r["variant"]] for r in swept if r["variant"] in configs]
+    extra = []
+    for row in table["rows"]:
+        config = configs.get(row["variant"])
+        if key in row["params"] or config is None or not any(same_but_key(config, ref) for ref in references):
+            continue
+        extra.append(dict(row, params={**row["params"], key: config[key]}))
+    return swept + extra
