@@ -176,7 +176,12 @@ def test_sweep_lists_runs_then_resumes_and_tabulates_paired_differences(study, c
     rows = {r["variant"]: r for r in json.loads((spec.results_dir / "table.json").read_text())["rows"]}
     assert rows["standard"]["stale"] and not rows["adv"]["stale"]
 
-    # the HTML report of the committed folder
+    # the HTML report of the committed folder, with the same stale marks as the table
+    from riftkit.reports.build import build_report
+    shown = {}
+    for row in build_report(spec.results_dir).rows:
+        shown.setdefault(row["variant"], set()).add(row["stale"])
+    assert shown["standard"] == {"yes"} and shown["adv"] == {""}
     assert main(["report", str(spec.results_dir)]) == 0
     page = (spec.results_dir / "report.html").read_text()
     assert "toy-study" in page and "data:image/png;base64," in page and 'class="example"' in page

@@ -38,25 +38,26 @@ def write(folder: str | Path, out: str | Path | None = None, baseline: str | Non
 
 
 def _sweep_report(folder: Path, baseline: str | None) -> ReportData:
-    from ..sweep.collect import figures
+    from ..sweep.collect import explain_stale, figures
+    from ..sweep.provenance import ATTACK_CODE, TRAINING_CODE, code_digest
 
     table_file = folder / "table.json"
     saved = json.loads(table_file.read_text()) if table_file.is_file() else {}
     baseline = baseline or saved.get("baseline")
-    table = study_table(folder, baseline, tuning=saved.get("tuning"))
+    # today's code digests, as the sweep's own table: a row computed by code that has changed since is marked stale
+    table = study_table(folder, baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning=saved.get("tuning"))
+    explain_stale(table)
     runs = load_runs(folder)
     rows = [{key: tables.cell(r, key) for key, _ in tables.COLUMNS} for r in table["rows"]]
     notes = [f"{len(runs)} runs in {folder}. Accuracies in percent: mean ± half-width of the 95% interval over seeds "
              "(Student t). Paired difference: this variant's robust accuracy minus the baseline's "
              f"({baseline or 'none'}), same seed index and same attacked examples, bootstrap over seeds and examples; "
              "* marks an interval that excludes 0."]
-    stale = [r["variant"] for r in table["rows"] if r["stale"]]
-    if saved.get("rows") and any(r.get("stale") for r in saved["rows"]):
-        changed = sorted({f for r in saved["rows"] if r.get("stale") for f in r.get("stale_files") or []})
-        notes.append("Stale rows (code changed since they ran): " + ", ".join(sorted({r["variant"] for r in saved["rows"] if r.get("stale")}))
+    stale = [r for r in table["rows"] if r["stale"]]
+    if stale:
+        changed = sorted({f for r in stale for f in r.get("stale_files") or []})
+        notes.append("Stale rows (code changed since they ran): " + ", ".join(sorted({r["variant"] for r in stale}))
                      + (f"; files changed since: {', '.join(changed)}" if changed else ""))
-    elif stale:
-        notes.append("Stale rows: " + ", ".join(sorted(set(stale))))
     plots = [Plot(f.title, f.png, f.caption) for f in figures(table, runs)]
     examples = []
     for run in runs:
