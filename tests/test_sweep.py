@@ -326,3 +326,13 @@ def test_a_trained_run_reaches_the_results_folder_even_when_killed_before_its_at
     assert Sweep(spec).unfinished() == ([], [])  # nothing to train or attack ...
     Sweep(spec, log=lambda m: None).run_all()
     assert (copy / "summary.json").is_file() and (copy / "run.json").is_file()  # ... yet the copy is made
+
+
+def test_a_method_can_take_more_seeds_than_the_others(study):
+    # part 6 of the study: more seeds only for the rows whose paired difference is undecided, seed by seed
+    spec = load_sweep(study, ["methods.standard.seeds=[0, 1, 2, 3]"])
+    runs = [r.run_id for r in spec.final_runs({"adv": {"train.lr": 3e-3}})]
+    assert runs == ["standard-seed0", "adv@lr=0.003-seed0", "standard-seed1", "adv@lr=0.003-seed1", "standard-seed2", "standard-seed3"]
+    assert [r.run_id for r in spec.tuning_runs()] == ["adv@lr=0.003-seed0", "adv@lr=0.0001-seed0"]  # tuning stays on the first seed
+    with pytest.raises(ConfigError, match=r"methods.standard.seeds: expected a non-empty list of distinct integers"):
+        load_sweep(study, ["methods.standard.seeds=[1, 1]"])

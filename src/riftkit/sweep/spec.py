@@ -19,6 +19,10 @@ A sweep YAML holds the whole study, e.g. ``configs/study/sst2.yaml``::
         overrides: {train.method: rift}
         grid: {objective.alpha: [0.01, 0.3, 1.0]}
         attacks: [pwws]               # only these evaluation.attacks entries (default: all)
+      rift:
+        overrides: {train.method: rift}
+        seeds: [0, 1, 2, 3, 4]        # this method's own seeds (default: the sweep's), e.g. more where a
+                                      # paired difference is undecided; the baseline needs them too
     evaluation:
       attack: {seed: 0, split: test}  # AttackConfig fields shared by every attack below
       attacks:
@@ -44,7 +48,7 @@ import yaml
 from ..config import AttackConfig, ConfigError, ExperimentConfig, apply_overrides, from_dict, load_config, read_yaml_mapping
 
 SWEEP_KEYS = {"name", "base", "overrides", "output_dir", "results_dir", "seeds", "baseline", "methods", "evaluation"}
-METHOD_KEYS = {"overrides", "tune", "grid", "attacks"}
+METHOD_KEYS = {"overrides", "tune", "grid", "attacks", "seeds"}
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,9 @@ class MethodSpec:
     # protocol for secondary rows (an ablation under PWWS only) without a second sweep, whose rows would lose
     # their pairs with the baseline.
     attacks: tuple[str, ...] | None = None
+    # This method's seeds instead of the sweep's (None: the sweep's): more seeds for the rows whose paired
+    # difference is still undecided, without re-running every other row on them.
+    seeds: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -102,9 +109,10 @@ class SweepSpec:
     def final_runs(self, winners: dict[str, dict[str, Any]]) -> list[RunPlan]:
         """Every seed of every method and grid value, seed by seed; a tuned method needs its winner (``winners[method]``)."""
         runs = []
-        for seed in self.seeds:  # seed-major: a sweep cut short still has every method on its first seeds (pairs)
+        seeds = list(dict.fromkeys([*self.seeds, *(s for m in self.methods.values() for s in m.seeds or ())]))
+        for seed in seeds:  # seed-major: a sweep cut short still has every method on its first seeds (pairs)
             for method in self.methods.values():
-                if method.tune and method.name not in winners:
+                if (method.tune and method.name not in winners) or seed not in (method.seeds or self.seeds):
                     continue
                 for grid_values in _product(method.grid):
                     runs.append(self._plan(method, {**grid_values, **winners.get(method.name, {})}, seed))
@@ -162,9 +170,7 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
     name = _typed(raw["name"], str, f"{where}: name")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
         raise ConfigError(f"{where}: name {name!r} may hold only letters, digits, '_', '.' and '-'")
-    seeds = raw["seeds"]
-    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) and not isinstance(s, bool) for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ConfigError(f"{where}: seeds must be a non-empty list of distinct integers, got {seeds!r}")
+    seeds = _seeds(raw["seeds"], f"{where}: seeds")
     methods_raw = _typed(raw["methods"], dict, f"{where}: methods")
     methods = {}
     for name_, body in methods_raw.items():
@@ -179,9 +185,11 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         chosen = body.get("attacks")
         if chosen is not None and (not isinstance(chosen, list) or not all(isinstance(a, str) for a in chosen)):
             raise ConfigError(f"{mwhere}.attacks: expected a list of attack names, got {chosen!r}")
+        own_seeds = body.get("seeds")
         spec = MethodSpec(str(name_), _flatten(_typed(body.get("overrides") or {}, dict, f"{mwhere}.overrides")),
                           _value_lists(body.get("tune") or {}, f"{mwhere}.tune"), _value_lists(body.get("grid") or {}, f"{mwhere}.grid"),
-                          None if chosen is None else tuple(chosen))
+                          None if chosen is None else tuple(chosen),
+                          None if own_seeds is None else tuple(_seeds(own_seeds, f"{mwhere}.seeds")))
         if set(spec.tune) & set(spec.grid):
             raise ConfigError(f"{mwhere}: {sorted(set(spec.tune) & set(spec.grid))} both tuned and swept")
         methods[spec.name] = spec
@@ -220,6 +228,13 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         except ConfigError as err:
             raise ConfigError(f"{where}: run {run.run_id}: {err}") from None
     return spec
+
+
+def _seeds(value: Any, where: str) -> list[int]:
+    if not isinstance(value, list) or not value or not all(isinstance(s, int) and not isinstance(s, bool) for s in value) \
+            or len(set(value)) != len(value):
+        raise ConfigError(f"{where}: expected a non-empty list of distinct integers, got {value!r}")
+    return value
 
 
 def _typed(value: Any, kind: type, where: str) -> Any:
