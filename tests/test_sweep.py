@@ -167,6 +167,16 @@ def test_sweep_lists_runs_then_resumes_and_tabulates_paired_differences(study, c
     assert {v: r["robust_accuracy"] for v, r in again.items()} == {v: r["robust_accuracy"] for v, r in rows.items()}
     assert again["adv"]["vs_baseline"] == rows["adv"]["vs_baseline"]
 
+    # a paired comparison beyond the baseline's: standard - adv is, per pair, minus adv's difference against standard
+    assert _cli(study, "--collect", "comparisons=[[standard, adv]]") == 0
+    compared = json.loads((spec.results_dir / "table.json").read_text())["comparisons"]
+    assert [(c["a"], c["b"], c["attack"]) for c in compared] == [("standard", "adv", rows["adv"]["attack"])]
+    assert compared[0]["difference"]["mean"] == pytest.approx(-rows["adv"]["vs_baseline"]["mean"])
+    assert compared[0]["difference"]["paired_seeds"] == [0, 1]
+    assert "## Paired comparisons" in (spec.results_dir / "table.md").read_text()
+    with pytest.raises(ConfigError, match=r"comparisons\[0\]: \['rift'\] not among the sweep's variants"):
+        load_sweep(study, ["comparisons=[[rift, adv]]"])
+
     # changed training code since a run: its row is marked stale
     record_path = spec.results_dir / "runs" / "standard-seed1" / "run.json"
     record = json.loads(record_path.read_text())

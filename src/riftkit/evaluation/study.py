@@ -67,8 +67,12 @@ def robust_by_uid(folder: Path) -> dict[str, float]:
 
 
 def study_table(root: str | Path, baseline: str | None = None, training_digest: str | None = None, attack_digest: str | None = None,
-                tuning: dict | None = None) -> dict:
-    """The study's table: ``{"rows": [...], "baseline": ..., "tuning": ...}`` (see the module docstring).
+                tuning: dict | None = None, comparisons: list[tuple[str, str]] | None = None) -> dict:
+    """The study's table: ``{"rows": [...], "baseline": ..., "tuning": ..., "comparisons": [...]}`` (see the module docstring).
+
+    ``comparisons``: pairs of variants ``(a, b)`` beyond the baseline's, e.g. RIFT against RIFT-unconditional
+    (the paper's claim that the conditional term is better); per attack both ran, the paired difference
+    a - b in robust accuracy, paired as against the baseline (same seed index, same uids).
 
     ``tuning``: per tuned method, its tuning runs' values and dev metrics with the winner marked
     (``Sweep.winners``); only the winner's runs enter the table. ``training_digest`` / ``attack_digest``: today's code digests; a run or attack recorded with
@@ -112,7 +116,14 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
                 row["stale"] = True
             row["vs_baseline"] = _paired(done, baseline_runs, attack, outcomes) if attack and baseline and variant != baseline else None
             rows.append(row)
-    return {"root": str(root), "baseline": baseline, "attacks": attacks, "rows": rows, "tuning": tuning or {}}
+    compared = []
+    for a, b in comparisons or []:
+        for attack in attacks:
+            done = [r for r in by_variant.get(a, []) if attack in r["attacks"]]
+            paired = _paired(done, {r["seed"]: r for r in by_variant.get(b, [])}, attack, outcomes) if done else None
+            if paired is not None:
+                compared.append({"a": a, "b": b, "attack": attack, "difference": paired})
+    return {"root": str(root), "baseline": baseline, "attacks": attacks, "rows": rows, "tuning": tuning or {}, "comparisons": compared}
 
 
 def _paired(done: list[dict], baseline_runs: dict[int, dict], attack: str, outcomes: dict[Path, dict[str, float]]) -> dict | None:

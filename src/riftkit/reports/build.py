@@ -45,7 +45,9 @@ def _sweep_report(folder: Path, baseline: str | None) -> ReportData:
     saved = json.loads(table_file.read_text()) if table_file.is_file() else {}
     baseline = baseline or saved.get("baseline")
     # today's code digests, as the sweep's own table: a row computed by code that has changed since is marked stale
-    table = study_table(folder, baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning=saved.get("tuning"))
+    pairs = [(c["a"], c["b"]) for c in saved.get("comparisons") or []]
+    table = study_table(folder, baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning=saved.get("tuning"),
+                        comparisons=list(dict.fromkeys(pairs)))
     explain_stale(table)
     runs = load_runs(folder)
     rows = [{key: tables.cell(r, key) for key, _ in tables.COLUMNS} for r in table["rows"]]
@@ -53,6 +55,8 @@ def _sweep_report(folder: Path, baseline: str | None) -> ReportData:
              "(Student t). Paired difference: this variant's robust accuracy minus the baseline's "
              f"({baseline or 'none'}), same seed index and same attacked examples, bootstrap over seeds and examples; "
              "* marks an interval that excludes 0."]
+    notes += [f"Paired comparison {c['a']} - {c['b']} ({c['attack']}): {tables.format_paired(c['difference'])} pp."
+              for c in table["comparisons"]]
     stale = [r for r in table["rows"] if r["stale"]]
     if stale:
         changed = sorted({f for r in stale for f in r.get("stale_files") or []})

@@ -68,6 +68,15 @@ def tuning_markdown(tuning: dict) -> str:
     return "\n".join(["| method | value | dev metric | dev value | |", "|---|---|---|---|---|", *lines])
 
 
+def comparisons_markdown(table: dict) -> str:
+    """The sweep's extra paired comparisons (``comparisons:``), one line per pair and attack."""
+    lines = [f"| {c['a']} | {c['b']} | {c['attack']} | {', '.join(map(str, c['difference']['paired_seeds']))} | {format_paired(c['difference'])} |"
+             for c in table.get("comparisons") or []]
+    if not lines:
+        return ""
+    return "\n".join(["| a | b | attack | paired seeds | robust diff. a - b (pp, 95% CI, p) |", "|---|---|---|---|---|", *lines])
+
+
 def stale_markdown(table: dict) -> str:
     """Per stale row, the files changed since its runs' commits (from ``explain_stale``), so a reader can judge
     whether the change could move its numbers."""

@@ -26,7 +26,7 @@ def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None
     root = Path(root or (spec.results_dir if spec.results_dir and (spec.results_dir / "runs").is_dir() else spec.output_dir))
     out = Path(out or spec.results_dir or spec.output_dir)
     _, tuning = sweep.winners()
-    table = study_table(root, spec.baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning)
+    table = study_table(root, spec.baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning, spec.comparisons)
     table["sweep"] = spec.name
     explain_stale(table)
     out.mkdir(parents=True, exist_ok=True)
@@ -35,6 +35,8 @@ def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None
     parts = [f"# {spec.name}", "", f"Baseline for paired differences: {spec.baseline or '(none)'}.", ""]
     for attack in table["attacks"] or [None]:
         parts += [f"## {attack or 'training only'}", "", tables.markdown_table(table, attack), ""]
+    if tables.comparisons_markdown(table):
+        parts += ["## Paired comparisons", "", tables.comparisons_markdown(table), ""]
     stale = tables.stale_markdown(table)
     if stale:
         parts += ["## Stale rows", "", stale, ""]

@@ -9,6 +9,7 @@ A sweep YAML holds the whole study, e.g. ``configs/study/sst2.yaml``::
     results_dir: results/study-sst2   # the small files to commit (no weights) and the tables
     seeds: [0, 1, 2]                  # train.seed: initialisation and data order; same index = paired
     baseline: adv_base                # paired differences are taken against this method
+    comparisons: [[rift, rift_unconditional]]   # more paired differences (a - b), same pairing
     methods:
       standard: {overrides: {train.method: standard}}
       adv_base: {overrides: {train.method: adv}}
@@ -47,7 +48,7 @@ import yaml
 
 from ..config import AttackConfig, ConfigError, ExperimentConfig, apply_overrides, from_dict, load_config, read_yaml_mapping
 
-SWEEP_KEYS = {"name", "base", "overrides", "output_dir", "results_dir", "seeds", "baseline", "methods", "evaluation"}
+SWEEP_KEYS = {"name", "base", "overrides", "output_dir", "results_dir", "seeds", "baseline", "comparisons", "methods", "evaluation"}
 METHOD_KEYS = {"overrides", "tune", "grid", "attacks", "seeds"}
 
 
@@ -94,6 +95,7 @@ class SweepSpec:
     overrides: dict[str, Any]
     attack: dict[str, Any]
     attacks: list[dict[str, Any]]
+    comparisons: list[tuple[str, str]] = field(default_factory=list)  # (a, b) variants: a - b, paired as the baseline's
 
     # -- expansion -------------------------------------------------------------------------
 
@@ -218,6 +220,14 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         overrides=_flatten(_typed(raw.get("overrides") or {}, dict, f"{where}: overrides")),
         attack=_typed(evaluation.get("attack") or {}, dict, f"{where}: evaluation.attack"), attacks=attacks,
     )
+    variants = {r.variant for r in spec.final_runs({m.name: dict(_product(m.tune)[0]) for m in methods.values() if m.tune})}
+    for i, pair in enumerate(raw.get("comparisons") or []):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)):
+            raise ConfigError(f"{where}: comparisons[{i}]: expected a pair of variant names [a, b], got {pair!r}")
+        unknown = sorted(set(pair) - variants)
+        if unknown:
+            raise ConfigError(f"{where}: comparisons[{i}]: {unknown} not among the sweep's variants {sorted(variants)}")
+        spec.comparisons.append((pair[0], pair[1]))
     # Every run's experiment and every attack must load now, not hours into the sweep.
     folders = [attack_folder_name(c) for c in spec.attack_configs()]
     if len(set(folders)) != len(folders):
