@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..evaluation.study import load_runs, read_examples, study_table
+from ..evaluation.study import load_runs, read_examples
 from . import tables
 from .html import Plot, ReportData, write_report
 
@@ -38,17 +38,13 @@ def write(folder: str | Path, out: str | Path | None = None, baseline: str | Non
 
 
 def _sweep_report(folder: Path, baseline: str | None) -> ReportData:
-    from ..sweep.collect import explain_stale, figures
-    from ..sweep.provenance import ATTACK_CODE, TRAINING_CODE, code_digest
+    from ..sweep.collect import figures, judged_table
 
     table_file = folder / "table.json"
     saved = json.loads(table_file.read_text()) if table_file.is_file() else {}
     baseline = baseline or saved.get("baseline")
-    # today's code digests, as the sweep's own table: a row computed by code that has changed since is marked stale
     pairs = [(c["a"], c["b"]) for c in saved.get("comparisons") or []]
-    table = study_table(folder, baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning=saved.get("tuning"),
-                        comparisons=list(dict.fromkeys(pairs)))
-    explain_stale(table)
+    table = judged_table(folder, baseline, saved.get("tuning"), list(dict.fromkeys(pairs)))
     runs = load_runs(folder)
     rows = [{key: tables.cell(r, key) for key, _ in tables.COLUMNS} for r in table["rows"]]
     notes = [f"{len(runs)} runs in {folder}. Accuracies in percent: mean ± half-width of the 95% interval over seeds "

@@ -26,25 +26,29 @@ def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None
     root = Path(root or (spec.results_dir if spec.results_dir and (spec.results_dir / "runs").is_dir() else spec.output_dir))
     out = Path(out or spec.results_dir or spec.output_dir)
     _, tuning = sweep.winners()
-    table = study_table(root, spec.baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning, spec.comparisons)
+    table = judged_table(root, spec.baseline, tuning, spec.comparisons)
     table["sweep"] = spec.name
-    explain_stale(table)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(json.dumps(table, indent=2, default=str) + "\n")
     (out / "table.csv").write_text(tables.csv_table(table))
     parts = [f"# {spec.name}", "", f"Baseline for paired differences: {spec.baseline or '(none)'}.", ""]
     for attack in table["attacks"] or [None]:
         parts += [f"## {attack or 'training only'}", "", tables.markdown_table(table, attack), ""]
-    if tables.comparisons_markdown(table):
-        parts += ["## Paired comparisons", "", tables.comparisons_markdown(table), ""]
-    stale = tables.stale_markdown(table)
-    if stale:
-        parts += ["## Stale rows", "", stale, ""]
-    if tables.tuning_markdown(table["tuning"]):
-        parts += ["## Tuned on dev", "", tables.tuning_markdown(table["tuning"]), ""]
+    for title, text in (("Paired comparisons", tables.comparisons_markdown(table)), ("Stale rows", tables.stale_markdown(table)),
+                        ("Tuned on dev", tables.tuning_markdown(table["tuning"]))):
+        if text:
+            parts += [f"## {title}", "", text, ""]
     (out / "table.md").write_text("\n".join(parts))
     for figure in figures(table, load_runs(root)):
         plots.save(figure, out / "plots")
+    return table
+
+
+def judged_table(root: str | Path, baseline: str | None, tuning: dict | None, comparisons: list[tuple[str, str]] | None) -> dict:
+    """:func:`study_table` judged against today's code: rows whose code changed since they ran are marked stale
+    and name the changed files. The one table that ``table.md`` and ``riftkit report`` both show."""
+    table = study_table(root, baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning, comparisons)
+    explain_stale(table)
     return table
 
 

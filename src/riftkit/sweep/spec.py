@@ -221,7 +221,8 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         attack=_typed(evaluation.get("attack") or {}, dict, f"{where}: evaluation.attack"), attacks=attacks,
     )
     some_winners = {m.name: dict(_product(m.tune)[0]) for m in methods.values() if m.tune}  # any value: to plan every run now
-    variants = {r.variant for r in spec.final_runs(some_winners)}
+    planned = spec.final_runs(some_winners)
+    variants = {r.variant for r in planned}
     for i, pair in enumerate(raw.get("comparisons") or []):
         if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(v, str) for v in pair)):
             raise ConfigError(f"{where}: comparisons[{i}]: expected a pair of variant names [a, b], got {pair!r}")
@@ -233,7 +234,7 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
     folders = [attack_folder_name(c) for c in spec.attack_configs()]
     if len(set(folders)) != len(folders):
         raise ConfigError(f"{where}: evaluation.attacks has two entries with the same attack, split, n and seed")
-    for run in spec.tuning_runs() + spec.final_runs(some_winners):
+    for run in spec.tuning_runs() + planned:
         try:
             spec.experiment(run)
         except ConfigError as err:
