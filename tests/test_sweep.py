@@ -346,3 +346,33 @@ def test_a_method_can_take_more_seeds_than_the_others(study):
     assert [r.run_id for r in spec.tuning_runs()] == ["adv@lr=0.003-seed0", "adv@lr=0.0001-seed0"]  # tuning stays on the first seed
     with pytest.raises(ConfigError, match=r"methods.standard.seeds: expected a non-empty list of distinct integers"):
         load_sweep(study, ["methods.standard.seeds=[1, 1]"])
+
+
+def test_the_ablation_figure_averages_the_same_seeds_at_every_point():
+    # rift at the default alpha had 3 seeds while the other alpha values had one: its point was a 3-seed mean
+    # beside 1-seed points, which mixes the seed effect (several points here) into the curve
+    from riftkit.sweep.collect import figures, on_shared_seeds
+
+    def ci(values):
+        return {"mean": sum(values) / len(values), "low": min(values), "high": max(values), "n": len(values), "values": values}
+
+    def row(variant, alpha, seeds, robust, clean):
+        return {"variant": variant, "attack": "pwws", "params": {"objective.alpha": alpha} if alpha != 0.1 else {}, "seeds": seeds,
+                "attack_seeds": seeds, "n_seeds": len(seeds), "robust_accuracy": ci(robust), "test_accuracy": ci(clean)}
+
+    rows = [row("rift", 0.1, [0, 1, 2], [0.24, 0.22, 0.16], [0.76, 0.75, 0.75]),
+            row("rift_alpha@alpha=0.3", 0.3, [0], [0.19], [0.74]), row("rift_alpha@alpha=1", 1.0, [0, 2], [0.12, 0.10], [0.70, 0.71])]
+    shared, seeds = on_shared_seeds(rows)
+    assert seeds == [0]
+    assert [r["robust_accuracy"]["mean"] for r in shared] == [0.24, 0.19, 0.12]
+    assert [r["test_accuracy"]["values"] for r in shared] == [[0.76], [0.74], [0.70]] and {r["n_seeds"] for r in shared} == {1}
+    assert rows[0]["robust_accuracy"]["mean"] == pytest.approx(0.2067, abs=1e-3)  # the table's own rows are not changed
+    assert on_shared_seeds([row("a", 0.3, [1], [0.2], [0.7]), row("b", 1.0, [2], [0.1], [0.7])])[1] is None
+
+    def config(alpha):
+        return {"name": "s", "train": {"method": "rift", "seed": 0}, "objective": {"alpha": alpha, "info": "conditional"}}
+
+    runs = [{"variant": r["variant"], "config": config(a), "metrics": []} for r, a in zip(rows, (0.1, 0.3, 1.0))]
+    made = figures({"attacks": ["pwws"], "rows": rows, "tuning": {}}, runs)
+    ablation = [f for f in made if f.name.startswith("ablation")]
+    assert len(ablation) == 1 and "mean over seeds 0;" in ablation[0].caption

@@ -106,6 +106,7 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
             if attack and not done:
                 continue  # a variant this attack never ran on (its method's attacks: leaves it out): no empty row
             row["n_seeds"] = len(done) if attack else len(members)
+            row["attack_seeds"] = [r["seed"] for r in done] if attack else None  # the seeds of the attack metrics' values
             for key, values in train_values.items():
                 row[key] = _ci([v for v in values])
             for key in ("vanilla_accuracy", "robust_accuracy", "success_rate"):

@@ -95,8 +95,11 @@ def forgetting(runs: list[dict], variants: list[str] | None = None) -> Figure | 
     return _render(fig, "forgetting", "Forgetting the pre-trained model", caption)
 
 
-def ablation(table: dict, key: str, attack: str) -> Figure | None:
-    """Robust (under ``attack``) and clean accuracy against the swept ``key`` (e.g. objective.alpha)."""
+def ablation(table: dict, key: str, attack: str, seeds: list[int] | None = None) -> Figure | None:
+    """Robust (under ``attack``) and clean accuracy against the swept ``key`` (e.g. objective.alpha).
+
+    ``seeds``: the seeds every point averages (named in the caption); None when the points' seeds differ.
+    """
     rows = sorted((r for r in table["rows"] if r["attack"] == attack and key in r["params"] and r.get("robust_accuracy")),
                   key=lambda r: r["params"][key])
     if len(rows) < 2:
@@ -108,12 +111,14 @@ def ablation(table: dict, key: str, attack: str) -> Figure | None:
         ys = [100 * v["mean"] for v in values]
         err = [[100 * (v["mean"] - v["low"]) for v in values], [100 * (v["high"] - v["mean"]) for v in values]]
         ax.errorbar(xs, ys, yerr=err, marker="o", capsize=3, label=label)
+    over = f"mean over seeds {', '.join(map(str, seeds))}" if seeds else "the points average different seeds (see the table)"
+    ax.set_title(over, fontsize=9)  # the committed PNG is read without the report's caption
     ax.set_xscale("log")
     ax.set_xlabel(key)
     ax.set_ylabel("accuracy (%)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    caption = f"{key} ablation: accuracy against the value; bars: 95% intervals over seeds."
+    caption = f"{key} ablation: accuracy against the value, {over}; bars: 95% intervals over seeds."
     return _render(fig, f"ablation-{key.rsplit('.', 1)[-1]}-{attack}", f"{key} ablation ({attack})", caption)
 
 

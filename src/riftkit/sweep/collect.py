@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..evaluation.study import load_runs, study_table
+from ..evaluation.statistics import mean_ci
+from ..evaluation.study import METRICS, load_runs, study_table
 from ..reports import plots, tables
 from .provenance import ATTACK_CODE, TRAINING_CODE, changed_files, code_digest
 from .runner import Sweep
@@ -77,12 +78,43 @@ def figures(table: dict, runs: list[dict]) -> list[plots.Figure]:
     made = [plots.tradeoff(table, attack) for attack in table["attacks"]]
     made.append(plots.forgetting(runs))
     swept = sorted({key for row in table["rows"] for key in row["params"] if key not in _tuned_keys(table)})
-    made += [plots.ablation(dict(table, rows=ablation_rows(table, runs, key)), key, attack) for key in swept for attack in table["attacks"]]
+    for key in swept:
+        for attack in table["attacks"]:
+            rows, seeds = on_shared_seeds([r for r in ablation_rows(table, runs, key) if r["attack"] == attack])
+            made.append(plots.ablation(dict(table, rows=rows), key, attack, seeds))
     return [f for f in made if f is not None]
 
 
 def _tuned_keys(table: dict) -> set[str]:
     return {key for rows in table["tuning"].values() for r in rows for key in r["values"]}
+
+
+ATTACK_METRICS = ("vanilla_accuracy", "robust_accuracy", "success_rate")
+
+
+def on_shared_seeds(rows: list[dict]) -> tuple[list[dict], list[int] | None]:
+    """``rows`` (one attack's) with every metric restricted to the seeds all of them ran, and those seeds.
+
+    Points of one figure must average the same seeds: a 3-seed mean beside 1-seed points mixes the seed
+    effect (several points on these runs) into the curve. A metric whose values do not line up with its
+    seeds (a seed without the value), and every row when the rows share no seed, stay as they are; the
+    seeds returned are then None.
+    """
+    if not rows:
+        return rows, None
+    shared = sorted(set.intersection(*(set(r.get("attack_seeds") or r["seeds"]) for r in rows)))
+    if not shared:
+        return rows, None
+    restricted = []
+    for row in rows:
+        row = dict(row, n_seeds=len(shared))
+        for key in METRICS:
+            value, seeds = row.get(key), row.get("attack_seeds") if key in ATTACK_METRICS else row["seeds"]
+            if not value or not seeds or len(value["values"]) != len(seeds):
+                continue
+            row[key] = mean_ci([v for v, seed in zip(value["values"], seeds) if seed in shared]).to_dict()
+        restricted.append(row)
+    return restricted, shared
 
 
 # Fields of a run's resolved config that differ between runs of one experiment without changing it.
