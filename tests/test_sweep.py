@@ -192,6 +192,12 @@ def test_sweep_lists_runs_then_resumes_and_tabulates_paired_differences(study, c
     for row in build_report(spec.results_dir).rows:
         shown.setdefault(row["variant"], set()).add(row["stale"])
     assert shown["standard"] == {"yes"} and shown["adv"] == {""}
+    # a pair the sweep file asks for, collected before either side had runs (no "comparisons" entry then),
+    # is in the report once they have: it asks for the requested pairs, not the ones that had data
+    saved = json.loads((spec.results_dir / "table.json").read_text())
+    (spec.results_dir / "table.json").write_text(json.dumps(dict(saved, comparisons=[], comparison_pairs=[["standard", "adv"]])))
+    assert any(n.startswith("Paired comparison standard - adv (pwws") for n in build_report(spec.results_dir).notes)
+    (spec.results_dir / "table.json").write_text(json.dumps(saved))
     assert main(["report", str(spec.results_dir)]) == 0
     page = (spec.results_dir / "report.html").read_text()
     assert "toy-study" in page and "data:image/png;base64," in page and 'class="example"' in page

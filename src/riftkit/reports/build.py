@@ -43,7 +43,8 @@ def _sweep_report(folder: Path, baseline: str | None) -> ReportData:
     table_file = folder / "table.json"
     saved = json.loads(table_file.read_text()) if table_file.is_file() else {}
     baseline = baseline or saved.get("baseline")
-    pairs = [(c["a"], c["b"]) for c in saved.get("comparisons") or []]
+    # the sweep file's pairs (saved by --collect), also those that had no runs yet then; older tables: those with data
+    pairs = [tuple(p) for p in saved.get("comparison_pairs") or []] or [(c["a"], c["b"]) for c in saved.get("comparisons") or []]
     table = judged_table(folder, baseline, saved.get("tuning"), list(dict.fromkeys(pairs)))
     runs = load_runs(folder)
     rows = [{key: tables.cell(r, key) for key, _ in tables.COLUMNS} for r in table["rows"]]

@@ -29,6 +29,7 @@ def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None
     _, tuning = sweep.winners()
     table = judged_table(root, spec.baseline, tuning, spec.comparisons)
     table["sweep"] = spec.name
+    table["comparison_pairs"] = [list(pair) for pair in spec.comparisons]  # asked for, with runs yet or not (the report's pairs)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(json.dumps(table, indent=2, default=str) + "\n")
     (out / "table.csv").write_text(tables.csv_table(table))
