@@ -203,3 +203,26 @@ def test_paper_study_sweeps_resolve_to_the_papers_settings():
         attacks = {c.attack: c for c in spec.attack_configs()}
         assert set(attacks) == {"genetic", "pwws", "ascc"} and all(c.n == 1000 and c.split == "test" for c in attacks.values())
         assert (attacks["genetic"].genetic.population, attacks["genetic"].genetic.generations) == (60, 40)
+
+
+def test_cpu_study_sweeps_keep_the_papers_per_dataset_beta_and_alpha():
+    # the CPU studies shrink data, length, epochs and batch, never the objective: every adversarial run trains with
+    # its data set's beta (Eq. 9) and every RIFT run with its alpha (Eq. 11), except a grid that sweeps alpha itself
+    from pathlib import Path
+
+    from riftkit.sweep import load_sweep
+
+    folder = Path(__file__).resolve().parents[1] / "configs" / "study"
+    checked = set()
+    for path in sorted(folder.glob("*.yaml")):
+        spec = load_sweep(path)
+        for run in spec.final_runs({name: {} for name in spec.methods}):
+            config = spec.experiment(run)
+            expected = PAPER.get(config.data.dataset, PAPER["imdb"])  # sentiment (IMDB, SST-2): the IMDB values
+            where = f"{path.name}: {run.run_id}"
+            if config.train.method != "standard":
+                assert config.objective.beta == expected["beta"], where
+            if config.train.method == "rift" and "objective.alpha" not in dict(run.params):
+                assert config.objective.alpha == expected["alpha"], where
+            checked.add((config.data.dataset, config.train.method))
+    assert {("snli", "rift"), ("sst2", "rift"), ("snli", "adv"), ("sst2", "adv")} <= checked
