@@ -27,6 +27,7 @@ import numpy as np
 from .statistics import mean_ci, paired_bootstrap
 
 METRICS = ("test_accuracy", "vanilla_accuracy", "robust_accuracy", "success_rate", "dev_accuracy", "dev_robust_ascc")
+ATTACK_METRICS = ("vanilla_accuracy", "robust_accuracy", "success_rate")  # one value per seed in a row's attack_seeds
 
 
 def read_examples(folder: Path) -> list[dict]:
@@ -109,7 +110,7 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
             row["attack_seeds"] = [r["seed"] for r in done] if attack else None  # the seeds of the attack metrics' values
             for key, values in train_values.items():
                 row[key] = _ci([v for v in values])
-            for key in ("vanilla_accuracy", "robust_accuracy", "success_rate"):
+            for key in ATTACK_METRICS:
                 row[key] = _ci([r["attacks"][attack]["summary"][key] for r in done]) if done else None
             row["n_examples"] = done[0]["attacks"][attack]["summary"]["n"] if done else None
             row["attack_wall_time_s"] = _mean([r["attacks"][attack]["done"].get("wall_time_s") for r in done]) if done else None

@@ -98,7 +98,7 @@ def forgetting(runs: list[dict], variants: list[str] | None = None) -> Figure | 
 def ablation(table: dict, key: str, attack: str, seeds: list[int] | None = None) -> Figure | None:
     """Robust (under ``attack``) and clean accuracy against the swept ``key`` (e.g. objective.alpha).
 
-    ``seeds``: the seeds every point averages (named in the caption); None when the points' seeds differ.
+    ``seeds``: the seeds every point averages (named in the title and caption); None when the points' seeds differ.
     """
     rows = sorted((r for r in table["rows"] if r["attack"] == attack and key in r["params"] and r.get("robust_accuracy")),
                   key=lambda r: r["params"][key])

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from ..evaluation.statistics import mean_ci
-from ..evaluation.study import METRICS, load_runs, study_table
+from ..evaluation.study import ATTACK_METRICS, METRICS, load_runs, study_table
 from ..reports import plots, tables
 from .provenance import ATTACK_CODE, TRAINING_CODE, changed_files, code_digest
 from .runner import Sweep
@@ -88,9 +88,6 @@ def figures(table: dict, runs: list[dict]) -> list[plots.Figure]:
 
 def _tuned_keys(table: dict) -> set[str]:
     return {key for rows in table["tuning"].values() for r in rows for key in r["values"]}
-
-
-ATTACK_METRICS = ("vanilla_accuracy", "robust_accuracy", "success_rate")
 
 
 def on_shared_seeds(rows: list[dict]) -> tuple[list[dict], list[int] | None]:
