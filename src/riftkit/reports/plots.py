@@ -25,6 +25,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 # Metadata fixed so that re-rendering the same numbers gives the same bytes (clean diffs of committed plots).
 _SVG_META = {"Date": None, "Creator": None}
 _PNG_META = {"Software": None}
+# The SVG backend names its elements (clip paths, glyphs, markers) by hashing a salt: unset, a fresh uuid per
+# savefig, so every render rewrote every committed SVG. A fixed salt makes the ids a function of the content.
+# Scoped to our savefig calls (rc_context), not set at import: importing riftkit must not change the rcParams
+# of a user's own figures.
+_RC = {"svg.hashsalt": "riftkit"}
 
 
 @dataclass
@@ -38,8 +43,9 @@ class Figure:
 
 def _render(fig, name: str, title: str, caption: str) -> Figure:
     png, svg = io.BytesIO(), io.StringIO()
-    fig.savefig(png, format="png", dpi=110, bbox_inches="tight", metadata=_PNG_META)
-    fig.savefig(svg, format="svg", bbox_inches="tight", metadata=_SVG_META)
+    with matplotlib.rc_context(_RC):
+        fig.savefig(png, format="png", dpi=110, bbox_inches="tight", metadata=_PNG_META)
+        fig.savefig(svg, format="svg", bbox_inches="tight", metadata=_SVG_META)
     plt.close(fig)
     return Figure(name, title, png.getvalue(), svg.getvalue(), caption)
 
