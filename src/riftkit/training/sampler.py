@@ -27,8 +27,17 @@ class BatchSampler:
     the one-process batch. Balanced batches are laid out class by class; each process takes
     ``[index::num_processes]`` of every class block, so every process's batch is balanced too
     (needs ``batch_size / C`` divisible by the number of processes). Unbalanced batches are
-    split ``[index::num_processes]`` (needs ``batch_size`` divisible by it; a last, smaller
-    batch is split as evenly as it goes).
+    split ``[index::num_processes]`` (needs ``batch_size`` divisible by it).
+
+    The last batch of an unbalanced epoch is short when ``batch_size`` does not divide N. With
+    several processes it is completed with the fewest examples that make it split evenly (fewer
+    than ``num_processes``), taken from the start of the epoch's own shuffled order: the loop
+    averages gradients as a mean over processes, which is the batch's mean only when every shard
+    has the same size, and an empty shard (33 examples, batch 32, 2 processes) has no mean at all.
+    Completing rather than dropping the short batch keeps every example seen once per epoch (a
+    handful twice), and the step count the same as with one process; drawing the extra examples
+    from the epoch's order keeps them a pure function of ``(seed, epoch)``, so resuming stays exact.
+    One-process batches are unchanged. Balanced batches are always full, so never need it.
     """
 
     def __init__(self, labels: Sequence[int], batch_size: int, num_classes: int, balanced: bool = False, seed: int = 0,
@@ -68,7 +77,10 @@ class BatchSampler:
         if not self.balanced:
             order = list(range(len(self.labels)))
             rng.shuffle(order)
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+            fill = -len(batches[-1]) % self.num_processes  # 0 with one process
+            batches[-1] = batches[-1] + [order[j % len(order)] for j in range(fill)]  # equal shards: see the class docstring
+            return batches
         per_class = self.batch_size // self.num_classes
         streams = [_cycle(items, rng) for items in self.by_class]
         return [[next(stream) for stream in streams for _ in range(per_class)] for _ in range(len(self))]
@@ -84,7 +96,8 @@ class BatchSampler:
         self.position = 0
 
     def shard(self, batch: list[int]) -> list[int]:
-        """This process's share of a global batch (the batch itself with one process)."""
+        """This process's share of a global batch (the batch itself with one process); the global batches of
+        :meth:`epoch_batches` split into equal shards (an arbitrary batch whose size does not split evenly does not)."""
         if self.num_processes == 1:
             return batch
         if not self.balanced:
