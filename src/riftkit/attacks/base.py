@@ -26,12 +26,12 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..data.examples import Example
+from ..data.examples import Example, Segments
 # outcomes and their rates live in evaluation/outcomes.py (one home); the searches use them from here
 from ..evaluation.outcomes import FAILED, OUTCOMES, QUERY_BUDGET, SKIPPED, SUCCEEDED, outcome_rates  # noqa: F401
 from .constraints import Candidates, MaxChangeRate
 from .goal import UntargetedClassification
-from .queries import QueryLayer, Segments, Victim
+from .queries import QueryLayer, Victim
 from .transformation import Substitution, WordSwap, substitutions_between
 
 

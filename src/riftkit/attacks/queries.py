@@ -17,9 +17,8 @@ from typing import Protocol
 
 import torch
 
+from ..data.examples import Segments
 from ..memory import TRIM_EVERY, release_free_memory
-
-Segments = tuple[tuple[str, ...], ...]
 
 
 class Victim(Protocol):

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..data.examples import Example
+from ..data.examples import Example, Segments
 from ..substitutions.sets import SubstitutionSet
-
-Segments = tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 TaskKind = Literal["single", "pair"]
+# An input as the models and attacks see it: one word tuple per text, ``(text,)`` or ``(premise, hypothesis)``.
+# Hashable, so the attacks' query cache keys on it.
+Segments = tuple[tuple[str, ...], ...]
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ class Example:
     so that per-example results can be joined and resumed.
     """
 
-    segments: tuple[tuple[str, ...], ...]
+    segments: Segments
     label: int
     uid: str = ""
 

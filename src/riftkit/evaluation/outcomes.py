@@ -16,6 +16,7 @@ from collections.abc import Sequence
 SKIPPED, SUCCEEDED, FAILED = "skipped", "succeeded", "failed"
 QUERY_BUDGET = "query_budget"  # stop reason of a search that spent its query budget
 OUTCOMES = (SKIPPED, SUCCEEDED, FAILED)
+OUTCOME_DISPLAY_ORDER = (SUCCEEDED, FAILED, SKIPPED)  # how reports list them (the HTML filter): what the attack did first
 
 
 def outcome_rates(outcomes: Sequence[str]) -> dict:

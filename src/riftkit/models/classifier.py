@@ -15,11 +15,9 @@ import torch
 from torch import nn
 from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 
-from ..data.examples import Example, TaskSpec
+from ..data.examples import Example, Segments, TaskSpec
 from ..data.pretokenize import PRETOKENIZER_VERSION
 from .encoder import quiet_transformers
-
-Segments = tuple[tuple[str, ...], ...]
 
 
 @dataclass

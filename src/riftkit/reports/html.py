@@ -33,8 +33,9 @@ import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 
-# Outcomes in the order the filter lists them (others follow in order of appearance).
-OUTCOMES = ("succeeded", "failed", "skipped")
+# The outcomes' one definition; the filter lists them in OUTCOME_DISPLAY_ORDER (others follow in order of appearance).
+from ..evaluation.outcomes import OUTCOME_DISPLAY_ORDER, OUTCOMES
+
 MISSING = "\u2013"  # en dash: a value the row does not have
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 REQUIRED_EXAMPLE_KEYS = ("run", "attack", "outcome", "label", "original")
@@ -266,7 +267,7 @@ def render_html(data: ReportData) -> str:
             '<div id="filters">'
             + _select("filter-run", "run", _ordered(ex["run"] for ex in data.examples))
             + _select("filter-attack", "attack", _ordered(ex["attack"] for ex in data.examples))
-            + _select("filter-outcome", "outcome", _ordered((ex["outcome"] for ex in data.examples), OUTCOMES))
+            + _select("filter-outcome", "outcome", _ordered((ex["outcome"] for ex in data.examples), OUTCOME_DISPLAY_ORDER))
             + '<label>text contains <input id="filter-text" type="search" autocomplete="off" placeholder="word or phrase"></label>'
             + f'<span>showing <span id="shown-count">{total}</span> of {total} examples</span>'
             + "</div>"
