@@ -212,6 +212,30 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
     refused (:class:`riftkit.evaluation.leakage.DataOverlapError`) unless ``config.allow_overlap``.
     """
     log = log or (lambda message: print(message, file=sys.stderr))
+    examples, data_role = _choose_examples(model, splits, config, model_path, log, data_config, data_record)
+    folder, settings = _prepare_folder(splits.task, config, model_path, output_dir, data_config)
+    results, done, mine = _open_log(folder, examples, shard)
+    todo = [e for e in mine if e.uid not in done]
+    part = f" (shard {shard[0]} of {shard[1]}: {len(mine)} examples)" if shard else ""
+    log(f"riftkit attack: {config.attack} on {len(examples)} {splits.task.name} {config.split} examples{part}"
+        f" ({len(mine) - len(todo)} done before, {len(todo)} to go) -> {folder}")
+
+    start = time.perf_counter()
+    victim, backend = _victim(model, config, todo, log)
+    if todo:
+        attack = _setup_attack(victim, model, splits, config, folder, data_dir, log)
+        _attack_remaining(attack, todo, results, done, splits.task, progress, log)
+    wall = time.perf_counter() - start
+    _record_session(folder, len(todo), wall, backend, shard)
+
+    if shard is not None:  # this shard's numbers only; the folder's summary is written by the merging run
+        return {**summarize([done[e.uid] for e in mine]), "shard": list(shard), "wall_time_s": round(wall, 3), "backend": backend}
+    return _write_summary(folder, [done[e.uid] for e in examples], config, settings, splits.task, data_role, wall, len(todo), backend)
+
+
+def _choose_examples(model, splits: DatasetSplits, config: AttackConfig, model_path: str, log: Callable[[str], None],
+                     data_config, data_record: DataRecord | None) -> tuple[list[Example], dict | None]:
+    """The seeded sample of ``config.split`` (checked: labels, distinct uids, held out) and its data-role report."""
     if tuple(splits.task.label_names) != tuple(model.spec.label_names):
         raise ConfigError(f"the model's labels {model.spec.label_names} differ from the data set's {list(splits.task.label_names)}")
     available = splits.split(config.split)
@@ -222,14 +246,23 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
     data_role = None
     if data_config is not None:
         data_role = held_out_report(data_record, data_config, splits, examples, config.split, config.allow_overlap, model=str(model_path))
+    return examples, data_role
+
+
+def _prepare_folder(task: TaskSpec, config: AttackConfig, model_path: str, output_dir: str | Path | None, data_config) -> tuple[Path, dict]:
+    """Create the attack folder and write its settings.json, or check that a resumed run matches them."""
     folder = Path(output_dir or config.output_dir or default_output_dir(model_path, config))
     folder.mkdir(parents=True, exist_ok=True)
-    settings = {"model": str(Path(model_path).resolve()), "model_sha256": _weights_digest(model_path), "task": splits.task.name,
-                "segments": list(splits.task.segment_names), **config.result_settings()}
+    settings = {"model": str(Path(model_path).resolve()), "model_sha256": _weights_digest(model_path), "task": task.name,
+                "segments": list(task.segment_names), **config.result_settings()}
     if data_config is not None:
         settings["data"] = {k: v for k, v in dataclasses.asdict(data_config).items() if k not in ("data_dir", "on_error")}
     check_settings(folder / SETTINGS_FILE, settings)
+    return folder, settings
 
+
+def _open_log(folder: Path, examples: list[Example], shard: tuple[int, int] | None) -> tuple[ResultLog, dict[str, dict], list[Example]]:
+    """The log this run appends to, the records already done, and the examples this run (or shard) owns."""
     main_log = ResultLog(folder / RESULTS_FILE)
     if shard is None:
         merge_shards(folder, [e.uid for e in examples])
@@ -247,46 +280,58 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
     strangers = sorted(set(done) - wanted)
     if strangers:
         raise ValueError(f"{results.path}: uid {strangers[0]!r} is not in this run's sample ({len(strangers)} such lines)")
-    todo = [e for e in mine if e.uid not in done]
-    part = f" (shard {shard[0]} of {shard[1]}: {len(mine)} examples)" if shard else ""
-    log(f"riftkit attack: {config.attack} on {len(examples)} {splits.task.name} {config.split} examples{part}"
-        f" ({len(mine) - len(todo)} done before, {len(todo)} to go) -> {folder}")
+    return results, done, mine
 
-    start = time.perf_counter()
-    backend = {"backend": "torch", "why": "white-box: gradients"} if config.attack in WHITE_BOX else None
-    if todo:
-        victim = None
-        if backend is None:
-            try:
-                victim, backend = resolve_backend(model, config.backend, [e.segments for e in todo[:BACKEND_PROBE]], log)
-            except BackendError as err:
-                raise ConfigError(str(err)) from None
-        setup = AttackSetup(
-            victim=victim,
-            model=model,
-            task=splits.task,
-            substitutions=load_substitutions(config.substitutions, data_dir),
-            config=config,
-            language_model=prepare_language_model(config, lambda: [w for e in splits.train for w in e.segments], folder, log, data_dir=data_dir,
-                                                  attacked_texts=lambda: [w for e in splits.split(config.split) for w in e.segments]),
-        )
-        attack = build_attack(setup)
-        bar = _progress(len(todo), progress)
 
-        def write(result: AttackResult) -> None:
-            record = result.to_record(splits.task.segment_names)
-            results.append(record)
-            done[record["uid"]] = record
-            bar(record)
+def _victim(model, config: AttackConfig, todo: list[Example], log: Callable[[str], None]) -> tuple[object | None, dict | None]:
+    """The forward path to attack through and its record: PyTorch for a white-box attack, else resolved (and probed) on ``todo``."""
+    if config.attack in WHITE_BOX:
+        return None, {"backend": "torch", "why": "white-box: gradients"}
+    if not todo:
+        return None, None
+    try:
+        return resolve_backend(model, config.backend, [e.segments for e in todo[:BACKEND_PROBE]], log)
+    except BackendError as err:
+        raise ConfigError(str(err)) from None
 
-        attack.attack(todo, on_result=write)
-        bar(None)
-        for constraint in getattr(attack, "candidate_filters", []):
-            if hasattr(constraint, "removed_share"):
-                log(f"{type(constraint).__name__}: removed {constraint.removed} of {constraint.checked} candidate substitutes ({100 * constraint.removed_share:.1f}%)")
-    wall = time.perf_counter() - start
+
+def _setup_attack(victim, model, splits: DatasetSplits, config: AttackConfig, folder: Path, data_dir: str | Path | None,
+                  log: Callable[[str], None]):
+    """The attack, built with its substitutions and the language model of its constraint."""
+    setup = AttackSetup(
+        victim=victim,
+        model=model,
+        task=splits.task,
+        substitutions=load_substitutions(config.substitutions, data_dir),
+        config=config,
+        language_model=prepare_language_model(config, lambda: [w for e in splits.train for w in e.segments], folder, log, data_dir=data_dir,
+                                              attacked_texts=lambda: [w for e in splits.split(config.split) for w in e.segments]),
+    )
+    return build_attack(setup)
+
+
+def _attack_remaining(attack, todo: list[Example], results: ResultLog, done: dict[str, dict], task: TaskSpec, progress: bool,
+                      log: Callable[[str], None]) -> None:
+    """Attack ``todo``, appending each result to ``results`` (and ``done``) as it finishes."""
+    bar = _progress(len(todo), progress)
+
+    def write(result: AttackResult) -> None:
+        record = result.to_record(task.segment_names)
+        results.append(record)
+        done[record["uid"]] = record
+        bar(record)
+
+    attack.attack(todo, on_result=write)
+    bar(None)
+    for constraint in getattr(attack, "candidate_filters", []):
+        if hasattr(constraint, "removed_share"):
+            log(f"{type(constraint).__name__}: removed {constraint.removed} of {constraint.checked} candidate substitutes ({100 * constraint.removed_share:.1f}%)")
+
+
+def _record_session(folder: Path, examples: int, wall: float, backend: dict | None, shard: tuple[int, int] | None) -> None:
+    """Append this session to sessions.jsonl; settings.json keeps the backend of the first session that attacked."""
     with open(folder / SESSIONS_FILE, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"examples": len(todo), "wall_time_s": round(wall, 3), "backend": backend, "shard": list(shard) if shard else None,
+        handle.write(json.dumps({"examples": examples, "wall_time_s": round(wall, 3), "backend": backend, "shard": list(shard) if shard else None,
                                  "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}) + "\n")
     if backend is not None:  # the forward path of the first session that attacked (exact paths only: never compared)
         stored = json.loads((folder / SETTINGS_FILE).read_text(encoding="utf-8"))
@@ -294,17 +339,19 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
             stored["backend"] = backend
             (folder / SETTINGS_FILE).write_text(json.dumps(stored, indent=2) + "\n", encoding="utf-8")
 
-    if shard is not None:  # this shard's numbers only; the folder's summary is written by the merging run
-        return {**summarize([done[e.uid] for e in mine]), "shard": list(shard), "wall_time_s": round(wall, 3), "backend": backend}
-    summary = summarize([done[e.uid] for e in examples])
+
+def _write_summary(folder: Path, records: list[dict], config: AttackConfig, settings: dict, task: TaskSpec, data_role: dict | None,
+                   wall: float, examples_this_session: int, backend: dict | None) -> dict:
+    """Summarise every example of the sample into summary.json, and return it."""
+    summary = summarize(records)
     summary.update({"attack": config.attack, "model": settings["model"], "model_sha256": settings["model_sha256"],
-                    "task": splits.task.name, "split": config.split, "data_role": data_role,
-                    "seed": config.seed, "wall_time_s": round(wall, 3), "examples_this_session": len(todo), "backend": backend,
+                    "task": task.name, "split": config.split, "data_role": data_role,
+                    "seed": config.seed, "wall_time_s": round(wall, 3), "examples_this_session": examples_this_session, "backend": backend,
                     "wall_time_all_sessions_s": round(_total_wall_time(folder / SESSIONS_FILE), 3),
                     "config": dataclasses.asdict(config)})
     if (folder / "lm.json").is_file():  # the language model the constraint resolved to (attack.lm: auto says little)
         summary["lm"] = json.loads((folder / "lm.json").read_text(encoding="utf-8"))
-    with writing(folder / SUMMARY_FILE, f"every example's result is kept in {main_log.path}; run again to write the summary"):
+    with writing(folder / SUMMARY_FILE, f"every example's result is kept in {folder / RESULTS_FILE}; run again to write the summary"):
         (folder / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
