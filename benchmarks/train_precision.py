@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from riftkit.config import DataConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, TrainConfig
+from riftkit.config import AdversaryConfig, DataConfig, ExperimentConfig, InfoConfig, ModelConfig, ObjectiveConfig, TrainConfig
 from riftkit.data import load_splits
 from riftkit.training.log import read_metrics
 from riftkit.training.loop import build_model, train
@@ -41,7 +41,7 @@ def run(method: str, option: str, steps: int, data_dir: str | None) -> dict:
         model=ModelConfig(encoder="embedded", max_length=48),
         train=TrainConfig(method=method, epochs=1, batch_size=32, lr=5e-5, balanced_batches=True, select_metric="dev_accuracy",
                           forgetting_probe_size=0, progress=False, seed=0, autocast="bf16" if option == "bf16" else "fp32"),
-        objective=ObjectiveConfig(beta=10.0, adv_steps=10, alpha=0.1),
+        objective=ObjectiveConfig(beta=10.0, adversary=AdversaryConfig(steps=10), info=InfoConfig(alpha=0.1)),
     )
     splits = load_splits(config.data, data_dir)
     torch.manual_seed(0)

@@ -34,7 +34,7 @@ KINDS = ("fwd_bwd", "standard", "adv", "rift")
 def measure(kind: str, data_dir: str, repeats: int, steps_k: int, batch_size: int, length: int) -> dict:
     import torch
 
-    from riftkit.config import DataConfig, ObjectiveConfig
+    from riftkit.config import AdversaryConfig, DataConfig, ObjectiveConfig
     from riftkit.data import load_splits
     from riftkit.data.examples import TaskSpec
     from riftkit.models import build_classifier, load_encoder, load_tokenizer
@@ -60,7 +60,7 @@ def measure(kind: str, data_dir: str, repeats: int, steps_k: int, batch_size: in
     else:
         method = kind
         subs = load_substitutions("counterfitted", data_dir) if method != "standard" else None
-        objective = build_objective(method, ObjectiveConfig(adv_steps=steps_k), model, subs)
+        objective = build_objective(method, ObjectiveConfig(adversary=AdversaryConfig(steps=steps_k)), model, subs)
 
         def step():
             out = objective(model, batch)

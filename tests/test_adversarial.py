@@ -5,11 +5,11 @@ import torch
 import torch.nn.functional as F
 
 from riftkit.attacks.ascc import ASCCAttack, robust_accuracy
-from riftkit.config import ObjectiveConfig
+from riftkit.config import AdversaryConfig, ObjectiveConfig
 from riftkit.data import Example
 from riftkit.models import load_classifier, save_classifier
 from riftkit.objectives import TrainBatch, build_objective
-from riftkit.objectives.ascc import ASCCAdversary, kl_divergence, masked_softmax
+from riftkit.objectives.ascc import ASCCAdversary, ASCCTrainingAdversary, kl_divergence, masked_softmax
 from riftkit.objectives.mixout import Mixout, apply_mixout, remove_mixout
 from riftkit.objectives.ptwd import PretrainedWeightDecay
 from riftkit.objectives.robust import AdversarialObjective
@@ -186,7 +186,7 @@ def test_adv_base_with_beta_zero_equals_standard_exactly(make_tiny):
         if objective_kind == "standard":
             objective = StandardObjective()
         else:
-            objective = AdversarialObjective(ASCCAdversary(steps=3), HullBuilder(model.tokenizer, SUBS), beta=0.0, segments=(0,))
+            objective = AdversarialObjective(ASCCTrainingAdversary(ASCCAdversary(steps=3), HullBuilder(model.tokenizer, SUBS), segments=(0,)), beta=0.0)
         torch.manual_seed(123)
         out = objective(model, batch)
         out.loss.backward()
@@ -198,7 +198,7 @@ def test_adv_base_with_beta_zero_equals_standard_exactly(make_tiny):
 def test_adv_objective_logs_and_trains(make_tiny):
     model = make_tiny().train()
     batch_examples = examples_of("a good film", "bad film , good man")
-    objective = build_objective("adv", ObjectiveConfig(beta=5.0, adv_steps=2), model, SUBS)
+    objective = build_objective("adv", ObjectiveConfig(beta=5.0, adversary=AdversaryConfig(steps=2)), model, SUBS)
     out = objective(model, TrainBatch(batch_examples, model.encode_examples(batch_examples), torch.tensor([1, 0])))
     assert {"loss_ce", "kl", "loss_adv_ce", "adv_accuracy"} <= set(out.metrics)
     assert out.metrics["kl"] >= 0 and torch.isclose(out.loss, torch.tensor(out.metrics["loss_ce"] + 5.0 * out.metrics["kl"]), atol=1e-5)
@@ -208,9 +208,9 @@ def test_adv_objective_logs_and_trains(make_tiny):
 
 def test_recipe_validation(make_tiny):
     model = make_tiny()
-    with pytest.raises(ValueError, match="ptwd_weight"):
+    with pytest.raises(ValueError, match="ptwd.weight"):
         build_objective("adv_ptwd", ObjectiveConfig(), model, SUBS)
-    with pytest.raises(ValueError, match="mixout_p"):
+    with pytest.raises(ValueError, match="mixout.p"):
         build_objective("adv_mixout", ObjectiveConfig(), model, SUBS)
     with pytest.raises(ValueError, match="substitution set"):
         build_objective("adv", ObjectiveConfig(), model, None)

@@ -6,8 +6,7 @@ import torch
 
 from riftkit.data import Example
 from riftkit.objectives import TrainBatch
-from riftkit.objectives.ascc import ASCCAdversary
-from riftkit.objectives.robust import AdversarialObjective
+from riftkit.objectives.ascc import ASCCAdversary, ASCCTrainingAdversary
 from riftkit.substitutions import SubstitutionSet
 from riftkit.substitutions.hull import HullBuilder
 
@@ -16,8 +15,8 @@ ONE = Example((("a", "good", "film"),), 1, "one")
 OTHERS = [Example((tuple(("a bad plot and a good film " * k).split()),), 0, f"other{k}") for k in range(1, 6)]
 
 
-def objective(model, seed=0):
-    return AdversarialObjective(ASCCAdversary(steps=3), HullBuilder(model.tokenizer, SUBS), beta=1.0, segments=(0,), seed=seed)
+def adversary(model, seed=0):
+    return ASCCTrainingAdversary(ASCCAdversary(steps=3), HullBuilder(model.tokenizer, SUBS), segments=(0,), seed=seed)
 
 
 def batch_of(model, examples):
@@ -26,19 +25,19 @@ def batch_of(model, examples):
 
 def test_an_examples_start_is_the_same_alone_and_in_a_batch(make_tiny):
     model = make_tiny()
-    alone = objective(model).starts(model, batch_of(model, [ONE]), step=7)
-    mixed = objective(model).starts(model, batch_of(model, [*OTHERS[:2], ONE, *OTHERS[2:]]), step=7)
+    alone = adversary(model).starts(model, batch_of(model, [ONE]), step=7)
+    mixed = adversary(model).starts(model, batch_of(model, [*OTHERS[:2], ONE, *OTHERS[2:]]), step=7)
     words = alone.shape[1]
     assert torch.equal(alone[0], mixed[2, :words])  # bit-identical
     assert not mixed[2, words:].any()  # padding rows of the batch stay zero
     # other steps and seeds draw other starts
-    assert not torch.equal(alone, objective(model).starts(model, batch_of(model, [ONE]), step=8))
-    assert not torch.equal(alone, objective(model, seed=1).starts(model, batch_of(model, [ONE]), step=7))
+    assert not torch.equal(alone, adversary(model).starts(model, batch_of(model, [ONE]), step=8))
+    assert not torch.equal(alone, adversary(model, seed=1).starts(model, batch_of(model, [ONE]), step=7))
 
 
 def test_an_examples_adversarial_example_does_not_depend_on_its_batch_mates(make_tiny):
     model = make_tiny()
-    alone = objective(model).adversarial_embeddings(model, batch_of(model, [ONE]), step=3)
-    mixed = objective(model).adversarial_embeddings(model, batch_of(model, [*OTHERS, ONE]), step=3)
+    alone = adversary(model).perturb(model, batch_of(model, [ONE]), step=3).inputs_embeds
+    mixed = adversary(model).perturb(model, batch_of(model, [*OTHERS, ONE]), step=3).inputs_embeds
     length = alone.shape[1]
     assert torch.allclose(alone[0], mixed[-1, :length], atol=1e-5)

@@ -193,3 +193,28 @@ def test_model_selection_uses_the_strong_decode(polar):
     assert evaluator.robust(polar, evaluator.robust_dev)["robust_accuracy"] == pytest.approx(expected)
     single = ASCCAttack(polar, hulls, decode="single").attack(evaluator.robust_dev)
     assert expected < sum(r.outcome == "failed" for r in single) / len(single)
+
+
+def test_model_selection_runs_the_attack_that_riftkit_attack_runs_by_default(make_tiny, monkeypatch):
+    """Selection's robust metric and `riftkit attack --attack ascc` come from one section (attack.ascc) and one builder:
+    with defaults on both sides, every setting of the two attacks is the same (the hull width included)."""
+    import riftkit.training.selection as selection
+    from riftkit.config import TrainConfig
+
+    model = make_tiny()
+    examples = [Example((("a", "good", "film"),), 1, "e0")]
+    evaluator = DevEvaluator(ExperimentConfig(train=TrainConfig(method="adv")), DatasetSplits(SENTIMENT, examples, examples, examples),
+                             model, HullBuilder(model.tokenizer, SUBS))
+    assert evaluator.metric == "dev_robust_ascc"
+    built = []
+    real = ASCCAttack.from_config
+    monkeypatch.setattr(selection.ASCCAttack, "from_config", lambda *a, **k: built.append(real(*a, **k)) or built[-1])
+    evaluator.robust(model, examples)
+    command_line = build_attack(AttackSetup(model, SENTIMENT, SUBS, AttackConfig(attack="ascc")))
+
+    def settings(attack: ASCCAttack) -> dict:
+        values = {k: v for k, v in vars(attack).items() if k not in ("model", "hulls", "generator", "adversary")}
+        return {**values, **vars(attack.adversary), "hull_width": attack.hulls.max_candidates}
+
+    assert built[0] is not command_line and settings(built[0]) == settings(command_line)
+    assert settings(command_line)["decode"] == "strong" and settings(command_line)["steps"] == 10

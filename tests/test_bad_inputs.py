@@ -198,9 +198,9 @@ def test_a_class_missing_with_balanced_batches_is_named(tmp_path, tiny_encoder_d
     assert main(["train", str(config), "--output-dir", str(tmp_path / "run")]) == 2
     err = capsys.readouterr().err
     assert "train.balanced_batches" in err and "'positive'" in err and "Traceback" not in err
-    # the library call: the sampler names the class by its id
+    # the library call: the same check (one rule, in the sampler), the same message
     splits = DatasetSplits(SENTIMENT, [Example((("bad",),), 0, f"t{i}") for i in range(8)], [Example((("bad",),), 0, "d")], [])
-    with pytest.raises(ValueError, match=r"no example of class\(es\) \[1\]"):
+    with pytest.raises(ConfigError, match=r"train.balanced_batches: true .* no example of class\(es\) \['positive'\]"):
         train(tiny_config(tmp_path / "lib", balanced_batches=True, batch_size=4), splits, model=make_tiny())
 
 
@@ -277,10 +277,11 @@ def test_batch_sizes_must_be_positive(key, value):
         load_config(None, [f"{key}={value}"])
 
 
-@pytest.mark.parametrize("key, value", [("batch_size", 0), ("batch_size", -1), ("in_flight", 0)])
+@pytest.mark.parametrize("key, value", [("forward_batch_size", 0), ("forward_batch_size", -1), ("in_flight", 0), ("ascc.examples_per_search", 0)])
 def test_attack_batch_sizes_must_be_positive(key, value, capsys, tmp_path):
     with pytest.raises(ConfigError, match=rf"attack.{key} must be >= 1, got {value}"):
-        from_dict(AttackConfig, {key: value}, "attack")
+        section, _, name = key.rpartition(".")
+        from_dict(AttackConfig, {section: {name: value}} if section else {key: value}, "attack")
     # the command line says the same, before loading anything
     assert main(["attack", "--model", str(tmp_path / "none"), f"attack.{key}={value}"]) == 2
     assert f"attack.{key} must be >= 1" in capsys.readouterr().err

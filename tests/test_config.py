@@ -128,11 +128,11 @@ def test_paper_configs_follow_method_md():
         assert config.train.select_metric == "dev_robust_ascc", where  # every method, Standard included: dev robust accuracy
         if method != "standard":
             assert config.objective.beta == expected["beta"] and config.train.balanced_batches, where
-            assert (config.objective.adv_steps, config.objective.adv_lr, config.objective.adv_sparse_weight) == (10, 1.0, 15.0), where
+            assert (config.objective.adversary.steps, config.objective.adversary.lr, config.objective.adversary.sparse_weight) == (10, 1.0, 15.0), where
         if method == "rift":
-            assert config.objective.alpha == expected["alpha"] and config.objective.info in ("auto", "conditional"), where
-            assert config.objective.info_temperature == 0.2 and config.objective.info_queue_size == 0, where  # Eq. 10 exactly
-        assert (config.objective.ptwd_weight > 0) == (method == "adv_ptwd") and (config.objective.mixout_p > 0) == (method == "adv_mixout"), where
+            assert config.objective.info.alpha == expected["alpha"] and config.objective.info.kind in ("auto", "conditional"), where
+            assert config.objective.info.temperature == 0.2 and config.objective.info.queue_size == 0, where  # Eq. 10 exactly
+        assert (config.objective.ptwd.weight > 0) == (method == "adv_ptwd") and (config.objective.mixout.p > 0) == (method == "adv_mixout"), where
     assert seen == {(d, e, m) for d in PAPER for e in ("bert", "roberta") for m in PAPER_METHODS}  # all 20 of the grid
 
 
@@ -166,8 +166,10 @@ def test_an_old_flat_attack_key_names_its_new_place(tmp_path, old, new):
         attack_config(tmp_path, "", (f"attack.{old}={value}",))
     with pytest.raises(ConfigError, match=message):
         attack_config(tmp_path, f"attack:\n  {old}: {value}\n")
-    section, key = new.split(".")  # the table points at real fields
-    assert hasattr(getattr(AttackConfig(), section), key)
+    target = AttackConfig()  # the table points at real fields
+    for part in new.split("."):
+        assert hasattr(target, part)
+        target = getattr(target, part)
 
 
 def test_result_settings_hold_only_the_section_of_the_attack_run():
@@ -199,7 +201,7 @@ def test_paper_study_sweeps_resolve_to_the_papers_settings():
             assert config.model.max_length == expected["max_length"] and config.train.epochs == 20, run.run_id
             assert config.train.select_metric == "dev_robust_ascc" and config.objective.beta == expected["beta"], run.run_id
             if run.method == "rift":
-                assert config.objective.alpha == expected["alpha"] and config.objective.info == "conditional"
+                assert config.objective.info.alpha == expected["alpha"] and config.objective.info.kind == "conditional"
         attacks = {c.attack: c for c in spec.attack_configs()}
         assert set(attacks) == {"genetic", "pwws", "ascc"} and all(c.n == 1000 and c.split == "test" for c in attacks.values())
         assert (attacks["genetic"].genetic.population, attacks["genetic"].genetic.generations) == (60, 40)
@@ -223,6 +225,6 @@ def test_cpu_study_sweeps_keep_the_papers_per_dataset_beta_and_alpha():
             if config.train.method != "standard":
                 assert config.objective.beta == expected["beta"], where
             if config.train.method == "rift" and "objective.alpha" not in dict(run.params):
-                assert config.objective.alpha == expected["alpha"], where
+                assert config.objective.info.alpha == expected["alpha"], where
             checked.add((config.data.dataset, config.train.method))
     assert {("snli", "rift"), ("sst2", "rift"), ("snli", "adv"), ("sst2", "adv")} <= checked

@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.nn.utils import parametrize
 
-from riftkit.config import ObjectiveConfig
+from riftkit.config import AdversaryConfig, MixoutConfig, ObjectiveConfig
 from riftkit.data import Example
 from riftkit.objectives import build_objective
 from riftkit.objectives.mixout import apply_mixout
@@ -27,7 +27,7 @@ def test_mixout_with_p_1_trains_the_pretrained_encoder(make_tiny):
     exactly what the pre-trained one computes (no dropout either), however far the learned weights have moved."""
     model = make_tiny()
     pretrained = copy.deepcopy(model.encoder).eval()
-    build_objective("adv_mixout", ObjectiveConfig(mixout_p=1.0, adv_steps=1), model, SUBS)
+    build_objective("adv_mixout", ObjectiveConfig(mixout=MixoutConfig(p=1.0), adversary=AdversaryConfig(steps=1)), model, SUBS)
     layers = linear_layers(model.encoder)
     assert len(layers) > 0 and all(parametrize.is_parametrized(layer, "weight") for layer in layers)  # every Linear
     assert all(m.p == 0.0 for m in model.encoder.modules() if isinstance(m, torch.nn.Dropout))  # dropout off
@@ -45,7 +45,7 @@ def test_mixout_with_p_1_trains_the_pretrained_encoder(make_tiny):
 
 def test_mixout_with_p_0_leaves_the_model_unchanged(make_tiny):
     model, untouched = make_tiny(), make_tiny()
-    build_objective("adv", ObjectiveConfig(mixout_p=0.0, adv_steps=1), model, SUBS)  # Mixout off: nothing is changed
+    build_objective("adv", ObjectiveConfig(mixout=MixoutConfig(p=0.0), adversary=AdversaryConfig(steps=1)), model, SUBS)  # Mixout off: nothing is changed
     assert not any(parametrize.is_parametrized(layer, "weight") for layer in linear_layers(model.encoder))
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == [m.p for m in untouched.modules() if isinstance(m, torch.nn.Dropout)]
     apply_mixout(model.encoder, 0.0)  # and Mixout(0) itself is the identity, in training mode too
@@ -60,5 +60,5 @@ def test_mixout_with_p_0_leaves_the_model_unchanged(make_tiny):
 
 
 def test_mixout_p_outside_0_1_is_an_error(make_tiny):
-    with pytest.raises(ValueError, match="mixout_p"):
-        build_objective("adv_mixout", ObjectiveConfig(mixout_p=1.5), make_tiny(), SUBS)
+    with pytest.raises(ValueError, match="mixout.p"):
+        ObjectiveConfig(mixout=MixoutConfig(p=1.5))

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from riftkit.config import ExperimentConfig, ObjectiveConfig, TrainConfig
+from riftkit.config import AdversaryConfig, ExperimentConfig, InfoConfig, ObjectiveConfig, TrainConfig
 from riftkit.data import DatasetSplits, Example
 from riftkit.objectives import TrainBatch, build_objective
 from riftkit.objectives.info import FeatureQueue, InfoNCELoss, info_nce
@@ -193,7 +193,7 @@ def rift_batch(model):
 
 def test_rift_gradients_reach_student_and_heads_never_the_teacher(make_tiny):
     model = make_tiny().train()
-    recipe = build_objective("rift", ObjectiveConfig(adv_steps=2, alpha=0.7), model, SUBS)
+    recipe = build_objective("rift", ObjectiveConfig(adversary=AdversaryConfig(steps=2), info=InfoConfig(alpha=0.7)), model, SUBS)
     out = recipe(model, rift_batch(model))
     assert {"loss_ce", "kl", "loss_info", "info_bound"} <= set(out.metrics)
     expected = out.metrics["loss_ce"] + 10.0 * out.metrics["kl"] + 0.7 * out.metrics["loss_info"]
@@ -207,11 +207,11 @@ def test_rift_gradients_reach_student_and_heads_never_the_teacher(make_tiny):
 
 def test_info_on_clean_features_option(make_tiny):
     model = make_tiny().train()
-    recipe = build_objective("rift", ObjectiveConfig(adv_steps=1, info_on="clean", info="unconditional"), model, SUBS)
+    recipe = build_objective("rift", ObjectiveConfig(adversary=AdversaryConfig(steps=1), info=InfoConfig(on="clean", kind="unconditional")), model, SUBS)
     out = recipe(model, rift_batch(model))
     assert len(recipe.info.student_heads) == 1 and out.metrics["loss_info"] > 0
     with pytest.raises(ValueError, match="info term"):
-        build_objective("rift", ObjectiveConfig(info="none"), model, SUBS)
+        build_objective("rift", ObjectiveConfig(info=InfoConfig(kind="none")), model, SUBS)
 
 
 def test_rift_training_keeps_the_teacher_bit_identical(make_tiny, tmp_path, monkeypatch):
@@ -230,7 +230,7 @@ def test_rift_training_keeps_the_teacher_bit_identical(make_tiny, tmp_path, monk
     examples = [Example((tuple(f"{w} {'good' if i % 2 else 'bad'} film".split()),), i % 2, f"t{i}") for i, w in enumerate(["a", "the", "one", "this"] * 4)]
     splits = DatasetSplits(SENTIMENT, examples[:12], examples[12:], examples[12:])
     config = ExperimentConfig(output_dir=str(tmp_path / "run"), train=TrainConfig(method="rift", epochs=2, batch_size=4, lr=1e-3, balanced_batches=True, progress=False, select_max_examples=4),
-                              objective=ObjectiveConfig(adv_steps=2, info_queue_size=8))
+                              objective=ObjectiveConfig(adversary=AdversaryConfig(steps=2), info=InfoConfig(queue_size=8)))
     monkeypatch.setattr("riftkit.training.loop.load_substitutions", lambda *a, **k: SUBS)
     train(config, splits, model=model)
     teacher = captured["recipe"].teacher.encoder.state_dict()
@@ -245,4 +245,17 @@ def test_conditional_info_requires_balanced_batches(make_tiny, tmp_path, monkeyp
     examples = [Example((("good",),), 1), Example((("bad",),), 0)] * 4
     config = ExperimentConfig(output_dir=str(tmp_path / "r"), train=TrainConfig(method="rift", epochs=1, batch_size=4, progress=False))
     with pytest.raises(ValueError, match="balanced_batches"):
+        train(config, DatasetSplits(SENTIMENT, examples, examples, examples), model=make_tiny())
+
+
+def test_the_queue_on_several_processes_is_refused_naming_its_key(make_tiny, tmp_path, monkeypatch):
+    """The message names the key a user sets (objective.info.queue_size; it named model.info_queue_size)."""
+    from types import SimpleNamespace
+
+    monkeypatch.setattr("riftkit.training.loop.load_substitutions", lambda *a, **k: SUBS)
+    monkeypatch.setattr("riftkit.training.loop.distributed_processes", lambda: SimpleNamespace(process_index=0, num_processes=2))
+    examples = [Example((("good",),), 1, "a"), Example((("bad",),), 0, "b")] * 4
+    config = ExperimentConfig(output_dir=str(tmp_path / "r"), train=TrainConfig(method="rift", epochs=1, batch_size=4, balanced_batches=True, progress=False),
+                              objective=ObjectiveConfig(adversary=AdversaryConfig(steps=1), info=InfoConfig(queue_size=4)))
+    with pytest.raises(ValueError, match=r"objective\.info\.queue_size > 0 \(the teacher-feature queue\) runs on one process only"):
         train(config, DatasetSplits(SENTIMENT, examples, examples, examples), model=make_tiny())

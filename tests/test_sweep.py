@@ -382,3 +382,23 @@ def test_the_ablation_figure_averages_the_same_seeds_at_every_point():
     made = figures({"attacks": ["pwws"], "rows": rows, "tuning": {}}, runs)
     ablation = [f for f in made if f.name.startswith("ablation")]
     assert len(ablation) == 1 and "mean over seeds 0;" in ablation[0].caption
+
+
+def test_code_verified_to_compute_the_same_counts_as_current(tmp_path):
+    """An equivalence record (a refactor retrained bit-identically) keeps the older code's runs current, follows a
+    chain of records back, applies only to the exact digests it names, and points the changed-files diff at the
+    older code's commit."""
+    from riftkit.sweep.provenance import ATTACK_CODE, TRAINING_CODE, code_digest, current_code
+
+    today = {"training": code_digest(TRAINING_CODE), "attack": code_digest(ATTACK_CODE)}
+    path = tmp_path / "equivalent_code.json"
+    assert current_code(path).training == {today["training"]} and current_code(path).reference_commit is None
+    records = [{"code": today, "same_as": {"training": "t1", "attack": "a1", "commit": "c1"}, "evidence": "retrained bit-identically"},
+               {"code": {"training": "t1", "attack": "a1"}, "same_as": {"training": "t0", "attack": "a0", "commit": "c0"}, "evidence": "older"},
+               {"code": {"training": "t9", "attack": "a9"}, "same_as": {"training": "t8", "attack": "a8", "commit": "c8"}, "evidence": "other"}]
+    path.write_text(json.dumps({"equivalences": records}))
+    code = current_code(path)
+    assert code.training == {today["training"], "t1", "t0"} and code.attack == {today["attack"], "a1", "a0"}
+    assert code.reference_commit == "c0" and code.evidence == ("retrained bit-identically", "older")
+    path.write_text(json.dumps({"equivalences": records[2:]}))  # a record for other code does not apply
+    assert current_code(path).training == {today["training"]}

@@ -5,7 +5,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from riftkit.config import DataConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, TrainConfig
+from riftkit.config import (
+    AdversaryConfig, ASCCSearchConfig, DataConfig, ExperimentAttackConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, TrainConfig,
+)
 from riftkit.data import DatasetSplits, Example, load_splits
 from riftkit.models import load_classifier
 from riftkit.models.classifier import encoder_features
@@ -27,10 +29,12 @@ def toy_splits(n: int = 48) -> DatasetSplits:
     return DatasetSplits(SENTIMENT, examples[: n - 16], examples[n - 16 : n - 8], examples[n - 8 :])
 
 
-def tiny_config(tmp_path, **train) -> ExperimentConfig:
+def tiny_config(tmp_path, select_attack_steps: int = 10, **train) -> ExperimentConfig:
+    """``select_attack_steps``: the steps of model selection's ASCC search (``attack.ascc.steps``)."""
     return ExperimentConfig(
         name="tiny", output_dir=str(tmp_path / "run"),
         train=TrainConfig(**{"epochs": 10, "batch_size": 8, "lr": 1e-3, "progress": False, **train}),
+        attack=ExperimentAttackConfig(ascc=ASCCSearchConfig(steps=select_attack_steps)),
     )
 
 
@@ -88,7 +92,7 @@ def test_train_builds_the_recipes_optimizer_groups(make_tiny, tmp_path, monkeypa
     model = make_tiny()
     config = tiny_config(tmp_path, method="rift", epochs=1, balanced_batches=True, select_max_examples=2, select_attack_steps=1,
                          encoder_weight_decay=0.0, head_weight_decay=2e-4)
-    config.objective = ObjectiveConfig(adv_steps=1)
+    config.objective = ObjectiveConfig(adversary=AdversaryConfig(steps=1))
     train(config, toy_splits(24), model=model, evaluate_test=False)
     optimizer, recipe = captured["build_optimizer"], captured["build_objective"]
     placed = [(id(p), group["weight_decay"]) for group in optimizer.param_groups for p in group["params"]]

@@ -64,10 +64,6 @@ def _train_and_report(args: argparse.Namespace, config_path: str | None, base=No
         overrides.append(f"output_dir={args.output_dir}")
     config = load_config(config_path, overrides, base=base)
     splits = load_splits(config.data, args.data_dir)
-    if config.train.balanced_batches:
-        missing = [name for label, name in enumerate(splits.task.label_names) if not any(e.label == label for e in splits.train)]
-        if missing:
-            raise ConfigError(f"train.balanced_batches: true needs every class in the train split, which has no example of class(es) {missing}")
     print(f"{banner}: {config.name}: {splits.summary()}", file=sys.stderr)
     result = train(config, splits, data_dir=args.data_dir, resume=getattr(args, "resume", False))
     if result.best_dev:  # empty on the other processes of a multi-process run: the main one reports

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Literal
 
 import yaml
@@ -75,26 +77,83 @@ class ModelConfig:
         _check_positive(self, "model", ("max_length", "head_hidden"))
 
 
+def check_probability(value: float, where: str) -> None:
+    """ConfigError naming ``where`` unless 0 <= value <= 1 (dropout-like probabilities)."""
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{where} must be in [0, 1], got {value}")
+
+
+def _check_non_negative(config: Any, section: str, names: tuple[str, ...]) -> None:
+    """ConfigError naming ``section.name`` for the first of ``names`` that is below 0."""
+    for name in names:
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ConfigError(f"{section}.{name} must be >= 0, got {value}")
+
+
+@dataclass
+class AdversaryConfig:
+    """The training adversary (``objective.adversary``): ASCC with the label-free KL loss, Eq. 8.
+
+    Training only: model selection and ``riftkit attack --attack ascc`` use the evaluation
+    search (``attack.ascc``), so that a cheaper training adversary never weakens the measurement.
+    """
+
+    steps: int = 10  # K Adam steps on the hull weights
+    lr: float = 1.0
+    sparse_weight: float = 15.0  # lambda_sparse of the entropy term (divided by 300 x 128, the authors' scale)
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self, "objective.adversary", ("steps",))
+
+
+@dataclass
+class InfoConfig:
+    """The information term (``objective.info``): RIFT's Eq. 10-11."""
+
+    # "auto": conditional for rift, none otherwise; "unconditional" is the paper's I(S;T) ablation.
+    kind: Literal["auto", "none", "conditional", "unconditional"] = "auto"
+    alpha: float = 0.1  # Eq. 11: 0.1 for IMDB, 0.7 for SNLI
+    temperature: float = 0.2
+    on: Literal["adversarial", "clean"] = "adversarial"  # student features of x_hat (paper) or of x
+    queue_size: int = 0  # past teacher features kept per class as extra negatives; 0 = Eq. 10 exactly
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self, "objective.info", ("queue_size",))
+
+
+@dataclass
+class PTWDConfig:
+    """Pre-trained weight decay (``objective.ptwd``, Adv-PTWD): lambda ||theta - theta_0||."""
+
+    weight: float = 0.0  # lambda; 0 = off
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self, "objective.ptwd", ("weight",))
+
+
+@dataclass
+class MixoutConfig:
+    """Mixout (``objective.mixout``, Adv-Mixout) on every encoder Linear."""
+
+    p: float = 0.0  # 0 = off
+
+    def __post_init__(self) -> None:
+        check_probability(self.p, "objective.mixout.p")
+
+
 @dataclass
 class ObjectiveConfig:
-    """Weights and settings of the training objective's pieces (METHOD.md defaults)."""
+    """The training objective: the robust task term (Eq. 9) and its pieces, each under its own section."""
 
-    # Substitution set for the adversary: "counterfitted" (data directory) or a JSON path.
+    # The threat model of training and model selection: "counterfitted" (data directory) or a JSON path.
+    # The hull holds at most substitutions.hull.HULL_WIDTH substitutes a word (one home for the width).
     substitutions: str = "counterfitted"
-    max_candidates: int = 8
     beta: float = 10.0  # Eq. 9: 10 for IMDB, 5 for SNLI
-    adv_steps: int = 10  # K Adam steps of the ASCC adversary (Eq. 8)
-    adv_lr: float = 1.0
-    adv_sparse_weight: float = 15.0
-    ptwd_weight: float = 0.0  # lambda of ||theta - theta_0|| (Adv-PTWD); 0 = off
-    mixout_p: float = 0.0  # Mixout probability (Adv-Mixout); 0 = off
-    # The information term (RIFT, Eq. 10-11). "auto": conditional for rift, none otherwise;
-    # "unconditional" is the paper's I(S;T) ablation.
-    info: Literal["auto", "none", "conditional", "unconditional"] = "auto"
-    alpha: float = 0.1  # Eq. 11: 0.1 for IMDB, 0.7 for SNLI
-    info_temperature: float = 0.2
-    info_on: Literal["adversarial", "clean"] = "adversarial"  # student features of x_hat (paper) or of x
-    info_queue_size: int = 0  # past teacher features kept per class as extra negatives; 0 = Eq. 10 exactly
+    adversary: AdversaryConfig = field(default_factory=AdversaryConfig)
+    info: InfoConfig = field(default_factory=InfoConfig)
+    ptwd: PTWDConfig = field(default_factory=PTWDConfig)
+    mixout: MixoutConfig = field(default_factory=MixoutConfig)
 
 
 @dataclass
@@ -120,16 +179,17 @@ class TrainConfig:
     select_metric: Literal["auto", "dev_accuracy", "dev_robust_ascc"] = "auto"
     select_max_examples: int | None = 500  # seeded dev subset for the robust metric (cost)
     # Also report dev robust accuracy under ASCC when not selecting by it (always on for Adv-*).
+    # The robust metric's search is the evaluation attack's, attack.ascc (the same as `riftkit attack --attack ascc`).
     eval_robust_ascc: bool = False
-    select_attack_steps: int = 10
     # The forgetting signal (paper Fig. 2): ||theta - theta_0|| and the distance / cosine similarity of
     # student and pre-trained pooled features on a seeded probe of dev inputs, at every epoch end and,
     # when > 0, every N optimiser steps (records "forgetting" in metrics.jsonl).
     log_forgetting_every_steps: int = 0
     forgetting_probe_size: int = 256  # dev inputs in the probe (0: theta distance only)
     seed: int = 0
+    # A result field: 1 and 2 threads sum in another order, so the weights differ in their last bits (tests/test_result_fields.py).
     num_threads: int | None = None
-    progress: bool = True
+    progress: bool = field(default=True, metadata=NOT_A_RESULT)  # not a result field: the weights are bit-identical without bars
     # Mixed precision of the training step's forward passes (the objective, adversary included): "fp32" (no autocast),
     # the default, so that studies' numbers do not move; "bf16" = torch.autocast with bfloat16 (GPUs with bf16:
     # A100, H100; scripts/paper_gpu.sh uses it). Backward and the optimiser stay in fp32 weights.
@@ -141,16 +201,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "train", ("batch_size", "eval_batch_size", "keep_checkpoints"))
-
-
-@dataclass
-class ExperimentConfig:
-    name: str = "experiment"
-    output_dir: str = "runs/experiment"
-    data: DataConfig = field(default_factory=DataConfig)
-    model: ModelConfig = field(default_factory=ModelConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+        _check_non_negative(self, "train", ("eval_every_steps", "checkpoint_every_steps", "log_forgetting_every_steps", "forgetting_probe_size"))
 
 
 @dataclass
@@ -183,6 +234,15 @@ class ASCCSearchConfig:
     # first), and as many to a substitute of another subword length (outside the hull)
     candidates: int = 16
     enumerate_max: int = 64  # strong: score every substituted text when there are at most this many (exact)
+    # Examples whose relaxed searches run as one batch. A result field: the single decode shares one random draw
+    # over the batch, and padding to the batch's longest example changes float sums.
+    examples_per_search: int = 32
+
+    def __post_init__(self) -> None:
+        _check_non_negative(self, "attack.ascc", ("steps", "restarts", "candidates", "enumerate_max"))
+        _check_positive(self, "attack.ascc", ("examples_per_search",))
+        if self.decode not in ("single", "strong"):
+            raise ConfigError(f"attack.ascc.decode must be one of ['single', 'strong'], got {self.decode!r}")
 
 
 @dataclass
@@ -217,9 +277,13 @@ class AttackConfig:
     # (the summary then says so).
     allow_overlap: bool = field(default=False, metadata=NOT_A_RESULT)
     # Speed knobs and where to write: they never change a result (NOT_A_RESULT), so a run may resume with others.
-    in_flight: int = field(default=32, metadata=NOT_A_RESULT)  # examples attacked at once (their queries share model calls)
+    # Black-box searches attacked at once (their queries share model calls). With forward_batch_size, not a result field:
+    # tests/test_result_fields.py shows every example's outcome, text and queries identical under other values (class
+    # probabilities move in the 8th digit with the batch's padding). The white-box ASCC attack batches by
+    # ascc.examples_per_search, a result field.
+    in_flight: int = field(default=32, metadata=NOT_A_RESULT)
     # texts per model forward (32 beats 128 by 15-20% on 2 CPU cores: benchmarks/query_batch.py)
-    batch_size: int = field(default=32, metadata=NOT_A_RESULT)
+    forward_batch_size: int = field(default=32, metadata=NOT_A_RESULT)
     cache_size: int = field(default=100_000, metadata=NOT_A_RESULT)  # predictions kept by the query layer
     output_dir: str | None = field(default=None, metadata=NOT_A_RESULT)  # default: next to the model, attack-<name>-<split>-n<N>-seed<S>
     num_threads: int | None = field(default=None, metadata=NOT_A_RESULT)
@@ -238,7 +302,7 @@ class AttackConfig:
     ascc: ASCCSearchConfig = field(default_factory=ASCCSearchConfig)
 
     def __post_init__(self) -> None:
-        _check_positive(self, "attack", ("batch_size", "in_flight"))
+        _check_positive(self, "attack", ("forward_batch_size", "in_flight"))
 
     @classmethod
     def sections(cls) -> tuple[str, ...]:
@@ -263,6 +327,42 @@ class AttackConfig:
         return settings
 
 
+@dataclass
+class ExperimentAttackConfig:
+    """An experiment's evaluation attack (``attack``): model selection's robust metric searches with ``attack.ascc``,
+    the section (defaults and builder, ``attacks.ascc.ASCCAttack.from_config``) that ``riftkit attack --attack ascc``
+    uses, so that selection and the final measurement are the same attack."""
+
+    ascc: ASCCSearchConfig = field(default_factory=ASCCSearchConfig)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    output_dir: str = "runs/experiment"
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    attack: ExperimentAttackConfig = field(default_factory=ExperimentAttackConfig)
+
+
+def result_free_paths(cls: type, prefix: str = "") -> tuple[str, ...]:
+    """Dotted paths of the fields of ``cls`` (nested sections included) declared ``NOT_A_RESULT``.
+
+    The one declaration of which settings never change a result: attacks leave them out of
+    ``settings.json``, training lets a run resume with other values of them.
+    """
+    hints = typing.get_type_hints(cls)
+    paths: list[str] = []
+    for f in dataclasses.fields(cls):
+        if not f.metadata.get("result", True):
+            paths.append(prefix + f.name)
+        elif dataclasses.is_dataclass(hints[f.name]):
+            paths.extend(result_free_paths(hints[f.name], f"{prefix}{f.name}."))
+    return tuple(paths)
+
+
 # Attack keys that moved into a search's section: old flat name -> new place under ``attack``.
 MOVED_KEYS: dict[type, dict[str, str]] = {
     AttackConfig: {
@@ -275,19 +375,124 @@ MOVED_KEYS: dict[type, dict[str, str]] = {
         "ascc_restarts": "ascc.restarts",
         "ascc_candidates": "ascc.candidates",
         "ascc_enumerate_max": "ascc.enumerate_max",
+        "batch_size": "forward_batch_size",
     },
 }
+
+# Experiment keys that moved into their component's section (old dotted path -> new). Unlike the attack's, old
+# keys keep working: files, overrides and saved run configs are migrated (migrate_experiment), so that every
+# committed config, sweep and checkpoint still loads; a note names the new key.
+MOVED_EXPERIMENT_KEYS: dict[str, str] = {
+    "objective.adv_steps": "objective.adversary.steps",
+    "objective.adv_lr": "objective.adversary.lr",
+    "objective.adv_sparse_weight": "objective.adversary.sparse_weight",
+    "objective.alpha": "objective.info.alpha",
+    "objective.info_temperature": "objective.info.temperature",
+    "objective.info_on": "objective.info.on",
+    "objective.info_queue_size": "objective.info.queue_size",
+    "objective.ptwd_weight": "objective.ptwd.weight",
+    "objective.mixout_p": "objective.mixout.p",
+    "train.select_attack_steps": "attack.ascc.steps",
+}
+# Experiment keys with no place any more, with the one value they may still hold (what every run used).
+RETIRED_EXPERIMENT_KEYS: dict[str, tuple[Any, str]] = {
+    "objective.max_candidates": (8, "the hull width lives once, with the hull (riftkit.substitutions.hull.HULL_WIDTH)"),
+}
+_noted: set[str] = set()
+
+
+def _note_moved(old: str, new: str) -> None:
+    if old not in _noted:  # once per key and process: a sweep migrates the same key for every run
+        _noted.add(old)
+        print(f"riftkit: config key {old} is now {new} (the old key still works)", file=sys.stderr)
+
+
+def migrate_experiment_key(key: str, value: Any) -> str | None:
+    """The current dotted path of an override key (``objective.alpha`` -> ``objective.info.alpha``); None for a
+    retired key whose value is the one it always had. ConfigError for a retired key with another value."""
+    if key in RETIRED_EXPERIMENT_KEYS:
+        kept, why = RETIRED_EXPERIMENT_KEYS[key]
+        if value != kept:
+            raise ConfigError(f"{key}: no longer a setting ({why}); it can only be {kept!r}, got {value!r}")
+        return None
+    if key == "objective.info" and not isinstance(value, dict):  # the old flat switch: info: conditional
+        _note_moved(key, "objective.info.kind")
+        return "objective.info.kind"
+    if key in MOVED_EXPERIMENT_KEYS:
+        _note_moved(key, MOVED_EXPERIMENT_KEYS[key])
+        return MOVED_EXPERIMENT_KEYS[key]
+    return key
+
+
+def migrate_experiment(values: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """A copy of an experiment mapping (a YAML file, a saved ``config.yaml``) with every moved key in its new
+    section. A key given both in its old and its new place with different values is a ConfigError."""
+    if not isinstance(values, dict):
+        return values
+    flat = _flatten_sections(values)
+    migrated: dict[str, Any] = {}
+    for key, value in flat.items():
+        new = migrate_experiment_key(key, value)
+        if new is None:
+            continue
+        if new in migrated and migrated[new] != value:
+            raise ConfigError(f"{where or 'config'}: {key} and {new} are the same setting, given as {value!r} and {migrated[new]!r}")
+        migrated[new] = value
+    return _nest(migrated)
+
+
+def _flatten_sections(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; empty sections are kept as ``{}`` values."""
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict) and value and not (path in _MAPPING_FIELDS):
+            flat.update(_flatten_sections(value, path + "."))
+        else:
+            flat[path] = value
+    return flat
+
+
+# Fields whose value is itself a mapping (not a section): never flattened.
+_MAPPING_FIELDS = {"data.fields"}
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        _set_path(nested, key, value, key)
+    return nested
+
+
+def _set_path(values: dict[str, Any], key: str, value: Any, where: str) -> None:
+    """``values["a"]["b"]["c"] = value`` for ``key`` "a.b.c", making sections on the way; ``where`` names the source."""
+    target = values
+    parts = key.split(".")
+    for part in parts[:-1]:
+        target = target.setdefault(part, {})
+        if not isinstance(target, dict):
+            raise ConfigError(f"{where}: {part!r} is not a section")
+    target[parts[-1]] = value
 
 
 def nest_moved_keys(values: dict[str, Any], cls: type = AttackConfig) -> dict[str, Any]:
     """A copy of ``values`` (e.g. an older attack folder's settings.json) with the flat keys of
-    :data:`MOVED_KEYS` moved to their sections, so that it compares with today's settings."""
+    :data:`MOVED_KEYS` moved to their places, so that it compares with today's settings.
+
+    An ASCC section written before ``examples_per_search`` existed gets 32: the search batch was then
+    ``in_flight``, whose default is 32 (it was not recorded, being a speed knob then).
+    """
     values = dict(values)
     for old, new in MOVED_KEYS.get(cls, {}).items():
         if old in values:
+            if "." not in new:
+                values.setdefault(new, values.pop(old))
+                continue
             section, key = new.split(".")
             nested = values[section] = dict(values.get(section) or {})
             nested.setdefault(key, values.pop(old))
+    if cls is AttackConfig and isinstance(values.get("ascc"), dict) and "examples_per_search" not in values["ascc"]:
+        values["ascc"] = {**values["ascc"], "examples_per_search": ASCCSearchConfig.examples_per_search}
     return values
 
 
@@ -365,19 +570,22 @@ def to_dict(config: Any) -> dict[str, Any]:
     return dataclasses.asdict(config)
 
 
-def apply_overrides(values: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply ``a.b.c=value`` strings (values parsed as YAML) to a nested mapping."""
+def apply_overrides(values: dict[str, Any], overrides: list[str], migrate: Callable[[str, Any], str | None] | None = None) -> dict[str, Any]:
+    """Apply ``a.b.c=value`` strings (values parsed as YAML) to a nested mapping.
+
+    ``migrate(key, value)`` (e.g. :func:`migrate_experiment_key`) gives a moved key's current path, None to drop it.
+    """
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value, e.g. train.epochs=3")
         key, raw = item.split("=", 1)
-        target = values
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            target = target.setdefault(part, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"override {item!r}: {part!r} is not a section")
-        target[parts[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        key = key.strip()
+        value = yaml.safe_load(raw) if raw.strip() else None
+        if migrate is not None:
+            key = migrate(key, value)
+            if key is None:
+                continue
+        _set_path(values, key, value, f"override {item!r}")
     return values
 
 
@@ -403,9 +611,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
     source = "defaults"
     if path is not None:
         source = str(path)
-        values = _merge(values, read_yaml_mapping(path))
+        values = _merge(values, migrate_experiment(read_yaml_mapping(path), source))
     if overrides:
-        values = apply_overrides(values, overrides)
+        values = apply_overrides(values, overrides, migrate=migrate_experiment_key)
         source += " + overrides"
     try:
         return from_dict(ExperimentConfig, values, "")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import DataConfig, ExperimentConfig, ModelConfig, ObjectiveConfig, TrainConfig, load_config, save_config
+from .config import AdversaryConfig, DataConfig, ExperimentConfig, InfoConfig, ModelConfig, ObjectiveConfig, TrainConfig, load_config, save_config
 
 # 800 training phrases x 2 epochs at 40 tokens, dev 300 phrases (robust selection on 100 of them):
 # 526 s on 2 CPU cores for both models and both attacks (measured, README). lr 5e-5 rather than
@@ -31,7 +31,8 @@ BASE = ExperimentConfig(
     model=ModelConfig(encoder="embedded", max_length=40),
     train=TrainConfig(method="standard", epochs=2, batch_size=32, lr=5e-5, seed=0, balanced_batches=True, select_max_examples=100,
                       eval_robust_ascc=True),
-    objective=ObjectiveConfig(beta=10.0, adv_steps=10, alpha=0.1),  # info: auto = conditional for RIFT, none for Standard
+    # info.kind auto: conditional for RIFT, none for Standard
+    objective=ObjectiveConfig(beta=10.0, adversary=AdversaryConfig(steps=10), info=InfoConfig(alpha=0.1)),
 )
 TEST_EXAMPLES = 200  # PWWS on a seeded 200 of the 872 test sentences, the same for both models
 

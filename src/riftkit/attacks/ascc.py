@@ -35,8 +35,9 @@ real substituted text flips the prediction. Two ways to get texts from it:
   keyed by (seed, uid, r) alone (:func:`riftkit.objectives.ascc.start_logits`),
   so an example's result does not depend on which examples share its batch.
 
-It is the robust-accuracy estimate used for model selection
-(:class:`riftkit.training.loop.DevEvaluator` builds it with these defaults).
+It is the robust-accuracy estimate used for model selection: :meth:`ASCCAttack.from_config` builds it
+from an ``attack.ascc`` section for ``riftkit attack`` and for
+:class:`riftkit.training.selection.DevEvaluator` alike.
 """
 
 from __future__ import annotations
@@ -48,17 +49,19 @@ from dataclasses import dataclass, field
 import torch
 from transformers import BatchEncoding
 
-from ..config import ASCCSearchConfig
+from ..config import AttackConfig, ASCCSearchConfig
 from ..data.examples import Example
 from ..models.classifier import Classifier
 from ..objectives.ascc import ASCCAdversary, start_logits
 from ..substitutions.hull import Hull, HullBuilder
 from .base import FAILED, SKIPPED, SUCCEEDED, AttackResult, build_result, outcome_rates
+from ..models.modes import eval_mode
 
 DECODES = ("single", "strong")
 # Defaults live in ASCCSearchConfig, attack.ascc (benchmarks/ascc_strength.py measures the choice).
 DECODE, RESTARTS = ASCCSearchConfig.decode, ASCCSearchConfig.restarts
 CANDIDATES, ENUMERATE_MAX = ASCCSearchConfig.candidates, ASCCSearchConfig.enumerate_max
+FORWARD_BATCH_SIZE = AttackConfig.forward_batch_size
 
 
 @dataclass
@@ -107,19 +110,26 @@ class ASCCAttack:
     ):
         """``batch_size``: examples per search; ``forward_batch_size``: texts per forward when scoring discrete texts.
 
-        Raises ValueError for an unknown ``decode`` or a negative count.
+        Raises ConfigError (a ValueError) for an unknown ``decode`` or a negative count: the checks of
+        ``attack.ascc`` (:class:`~riftkit.config.ASCCSearchConfig`), the one place they live.
         """
-        if decode not in DECODES:
-            raise ValueError(f"ASCC decode must be one of {list(DECODES)}, got {decode!r}")
-        for name, value in (("restarts", restarts), ("candidates", candidates), ("enumerate_max", enumerate_max)):
-            if value < 0:
-                raise ValueError(f"ASCC {name} must be >= 0, got {value}")
+        ASCCSearchConfig(steps=steps, decode=decode, restarts=restarts, candidates=candidates, enumerate_max=enumerate_max,
+                         examples_per_search=batch_size)
         self.model, self.hulls, self.batch_size, self.seed = model, hulls, batch_size, seed
         self.decode, self.restarts, self.candidates, self.enumerate_max = decode, restarts, candidates, enumerate_max
         self.forward_batch_size = forward_batch_size
         self.adversary = ASCCAdversary(steps=steps, lr=lr, sparse_weight=sparse_weight, loss="ce")
         self.generator = torch.Generator().manual_seed(seed)  # the single decode's shared draw (as before)
         self.segments = (model.spec.task_spec.attacked_segment,)
+
+    @classmethod
+    def from_config(cls, model: Classifier, hulls: HullBuilder, search: ASCCSearchConfig, seed: int,
+                    forward_batch_size: int = FORWARD_BATCH_SIZE) -> ASCCAttack:
+        """The attack of an ``attack.ascc`` section: the one builder that ``riftkit attack --attack ascc``
+        (``registry.build_ascc``) and model selection (``training.selection.DevEvaluator``) share."""
+        return cls(model, hulls, steps=search.steps, batch_size=search.examples_per_search, seed=seed, decode=search.decode,
+                   restarts=search.restarts, candidates=search.candidates, enumerate_max=search.enumerate_max,
+                   forward_batch_size=forward_batch_size)
 
     def attack(self, examples: Sequence[Example], on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:
         """One result per example, in input order; ``on_result`` is called as each batch finishes."""
@@ -140,9 +150,7 @@ class ASCCAttack:
     # -- the paper's variant: one search, argmax, one confirming pass ----------------------------------------
     def _attack_batch_single(self, examples: Sequence[Example]) -> list[AttackResult]:
         model = self.model
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             inputs = model.encode_examples(examples).to(model.device)
             labels = torch.tensor([e.label for e in examples], device=model.device)
             with torch.no_grad():
@@ -153,8 +161,6 @@ class ASCCAttack:
             decoded = hull.decode(examples, found.weights.cpu())
             adversarial_probs = model.predict_proba([adv.segments for adv, _ in decoded])
             adversarial_predictions = adversarial_probs.argmax(-1)
-        finally:
-            model.train(was_training)
         segment = self.segments[0]
         results = []
         for example, pred, (adv, _), adv_pred, p_clean, p_adv in zip(examples, predictions.tolist(), decoded, adversarial_predictions.tolist(),
@@ -171,9 +177,7 @@ class ASCCAttack:
     # -- the strong variant ----------------------------------------------------------------------------------
     def _attack_batch_strong(self, examples: Sequence[Example]) -> list[AttackResult]:
         model, segment = self.model, self.segments[0]
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             inputs = model.encode_examples(examples).to(model.device)
             with torch.no_grad():
                 clean_probs = torch.softmax(model(**inputs).float(), dim=-1).cpu()
@@ -188,8 +192,6 @@ class ASCCAttack:
                 pending = [i for i in pending if states[i].flip is None]
                 if pending:
                     pending = self._search_round(states, pending, inputs, hull, round_)
-        finally:
-            model.train(was_training)
         results = []
         for state, pred, p_clean in zip(states, predictions, clean_probs):
             example = state.example

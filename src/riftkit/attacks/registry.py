@@ -61,7 +61,7 @@ def _common(setup: AttackSetup) -> dict:
         "max_change_rate": c.max_change_rate,
         "seed": c.seed,
         "in_flight": c.in_flight,
-        "batch_size": c.batch_size,
+        "batch_size": c.forward_batch_size,
         "cache_size": c.cache_size,
         "query_budget": c.query_budget,
         "attack_truncated_words": c.attack_truncated_words,
@@ -84,15 +84,9 @@ def build_ascc(setup: AttackSetup):
     from ..substitutions.hull import HullBuilder
     from .ascc import ASCCAttack
 
-    c, a = setup.config, setup.config.ascc
-    for name in ("steps", "restarts", "candidates", "enumerate_max"):
-        if getattr(a, name) < 0:
-            raise ConfigError(f"attack.ascc.{name}: must be >= 0, got {getattr(a, name)}")
-    hulls = HullBuilder(setup.model.tokenizer, setup.substitutions)
-    return ASCCAttack(
-        setup.model, hulls, steps=a.steps, batch_size=c.in_flight, seed=c.seed, decode=a.decode,
-        restarts=a.restarts, candidates=a.candidates, enumerate_max=a.enumerate_max, forward_batch_size=c.batch_size,
-    )
+    c = setup.config
+    return ASCCAttack.from_config(setup.model, HullBuilder(setup.model.tokenizer, setup.substitutions), c.ascc, seed=c.seed,
+                                  forward_batch_size=c.forward_batch_size)
 
 
 ATTACKS: dict[str, Callable[[AttackSetup], Attack]] = {

@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import json
 from collections import defaultdict
+from collections.abc import Collection
 from pathlib import Path
 
 import numpy as np
@@ -67,7 +68,8 @@ def robust_by_uid(folder: Path) -> dict[str, float]:
     return {r["uid"]: float(r["outcome"] == "failed") for r in read_examples(folder)}
 
 
-def study_table(root: str | Path, baseline: str | None = None, training_digest: str | None = None, attack_digest: str | None = None,
+def study_table(root: str | Path, baseline: str | None = None, training_digest: str | Collection[str] | None = None,
+                attack_digest: str | Collection[str] | None = None,
                 tuning: dict | None = None, comparisons: list[tuple[str, str]] | None = None) -> dict:
     """The study's table: ``{"rows": [...], "baseline": ..., "tuning": ..., "comparisons": [...]}`` (see the module docstring).
 
@@ -76,9 +78,12 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
     a - b in robust accuracy, paired as against the baseline (same seed index, same uids).
 
     ``tuning``: per tuned method, its tuning runs' values and dev metrics with the winner marked
-    (``Sweep.winners``); only the winner's runs enter the table. ``training_digest`` / ``attack_digest``: today's code digests; a run or attack recorded with
-    another one is marked stale (None: not checked). Rows come in the order variants first appear.
+    (``Sweep.winners``); only the winner's runs enter the table. ``training_digest`` / ``attack_digest``: today's code digest,
+    or the set of digests counted as current (today's and those of code verified to compute the same); a run or attack
+    recorded with another one is marked stale (None: not checked). Rows come in the order variants first appear.
     """
+    training_digests = {training_digest} if isinstance(training_digest, str) else set(training_digest or ())
+    attack_digests = {attack_digest} if isinstance(attack_digest, str) else set(attack_digest or ())
     runs = load_runs(root)
     # a tuned method counts only its winning value's runs (the tuning runs of other values chose it on dev)
     winners = {method: next((r["values"] for r in rows if r.get("won")), None) for method, rows in (tuning or {}).items()}
@@ -94,7 +99,7 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
     for variant, members in by_variant.items():
         members.sort(key=lambda r: r["seed"])
         method = members[0]["method"]
-        stale_training = training_digest is not None and any(r.get("training_code_digest") != training_digest for r in members)
+        stale_training = training_digest is not None and any(r.get("training_code_digest") not in training_digests for r in members)
         base = {"variant": variant, "method": method, "params": members[0]["params"], "seeds": [r["seed"] for r in members],
                 "commits": sorted({str(r.get("commit"))[:12] + ("+dirty" if r.get("dirty") else "") for r in members}),
                 "stale": stale_training, "train_wall_time_s": _mean([r.get("train_wall_time_s") for r in members])}
@@ -114,7 +119,7 @@ def study_table(root: str | Path, baseline: str | None = None, training_digest: 
                 row[key] = _ci([r["attacks"][attack]["summary"][key] for r in done]) if done else None
             row["n_examples"] = done[0]["attacks"][attack]["summary"]["n"] if done else None
             row["attack_wall_time_s"] = _mean([r["attacks"][attack]["done"].get("wall_time_s") for r in done]) if done else None
-            if attack and attack_digest is not None and any(r["attacks"][attack]["done"].get("attack_code_digest") != attack_digest for r in done):
+            if attack and attack_digest is not None and any(r["attacks"][attack]["done"].get("attack_code_digest") not in attack_digests for r in done):
                 row["stale"] = True
             row["vs_baseline"] = _paired(done, baseline_runs, attack, outcomes) if attack and baseline and variant != baseline else None
             rows.append(row)

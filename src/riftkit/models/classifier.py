@@ -18,6 +18,7 @@ from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
 from ..data.examples import Example, Segments, TaskSpec
 from ..data.pretokenize import PRETOKENIZER_VERSION
 from .encoder import quiet_transformers
+from .modes import eval_mode
 
 
 @dataclass
@@ -50,11 +51,17 @@ def encoder_features(
     attention_mask: torch.Tensor | None = None,
     token_type_ids: torch.Tensor | None = None,
     inputs_embeds: torch.Tensor | None = None,
+    position_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Run ``encoder`` and pool its last layer ("pooler", "cls" or "mean"); shared by student and teacher."""
+    """Run ``encoder`` and pool its last layer ("pooler", "cls" or "mean"); shared by student and teacher.
+
+    ``position_ids`` [B, T]: None lets the encoder number the tokens itself (as for clean text).
+    """
     kwargs = {"attention_mask": attention_mask}
     if token_type_ids is not None:
         kwargs["token_type_ids"] = token_type_ids
+    if position_ids is not None:
+        kwargs["position_ids"] = position_ids
     if inputs_embeds is not None:
         out = encoder(inputs_embeds=inputs_embeds, **kwargs)
     else:
@@ -169,9 +176,10 @@ class Classifier(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The pooled feature s = F(x), from token ids or from input embeddings."""
-        return encoder_features(self.encoder, self.spec.pooling, input_ids, attention_mask, token_type_ids, inputs_embeds)
+        return encoder_features(self.encoder, self.spec.pooling, input_ids, attention_mask, token_type_ids, inputs_embeds, position_ids)
 
     def forward(
         self,
@@ -179,6 +187,7 @@ class Classifier(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         inputs_embeds: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
         return_features: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Logits h(F(x)); with ``return_features``, the pair (features s = F(x), logits).
@@ -186,7 +195,7 @@ class Classifier(nn.Module):
         Training objectives reach the student through this one call, so that a wrapper around the
         model (DistributedDataParallel, FSDP) sees every forward pass.
         """
-        features = self.features(input_ids, attention_mask, token_type_ids, inputs_embeds)
+        features = self.features(input_ids, attention_mask, token_type_ids, inputs_embeds, position_ids)
         logits = self.head(features)
         return (features, logits) if return_features else logits
 
@@ -197,9 +206,7 @@ class Classifier(nn.Module):
 
         Inputs are batched in order of length, so padding is small; results come back in input order.
         """
-        was_training = self.training
-        self.eval()
-        try:
+        with eval_mode(self):
             order = sorted(range(len(segments)), key=lambda i: sum(len(s) for s in segments[i]))
             probs = torch.empty(len(segments), len(self.spec.label_names))
             for start in range(0, len(order), batch_size):
@@ -207,8 +214,6 @@ class Classifier(nn.Module):
                 batch = self.encode([segments[i] for i in chunk]).to(self.device)
                 probs[chunk] = torch.softmax(self(**batch).float(), dim=-1).cpu()
             return probs
-        finally:
-            self.train(was_training)
 
 def build_classifier(
     encoder: PreTrainedModel,

@@ -30,7 +30,9 @@ from torch import nn
 from transformers import BatchEncoding
 
 from ..models.classifier import Classifier
-from ..substitutions.hull import Hull
+from ..models.modes import eval_mode
+from ..substitutions.hull import Hull, HullBuilder
+from .base import ModelInputs, TrainBatch
 
 ENTROPY_SCALE = 300 * 128
 
@@ -84,9 +86,7 @@ class ASCCAdversary:
         ``init``: starting logits z [B, W, K] (default: the Kaiming-normal draw from ``generator``);
         the white-box attack draws them per example so that they do not depend on the batch.
         """
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             B, W, K = hull.candidate_mask.shape
             if init is None:
                 init = torch.empty(B, W, K, 1)
@@ -116,8 +116,6 @@ class ASCCAdversary:
                     end = self._objective(model, inputs, hull, candidates, z, target)
             weights = masked_softmax(z.detach(), hull.candidate_mask)
             return AdversaryResult(weights, start if start is not None else end, end)
-        finally:
-            model.train(was_training)
 
 
 def start_logits(hull: Hull, keys: Sequence[str], seed: int, round_: int, length: int) -> torch.Tensor:
@@ -139,3 +137,41 @@ def start_logits(hull: Hull, keys: Sequence[str], seed: int, round_: int, length
             generator = torch.Generator().manual_seed(zlib.crc32(f"{seed}\x00{key}\x00{round_}".encode()))
             z[b, :words] = torch.randn(words, K, generator=generator) * std
     return z
+
+
+class ASCCTrainingAdversary:
+    """The training adversary of Adv-* and RIFT: Eq. 8 with the KL loss, as an :class:`~riftkit.objectives.base.Adversary`.
+
+    For a batch: the hull of every attacked word (``hulls``), random starts keyed by (seed, example uid,
+    round) so that an example's x_hat does not depend on its batch mates and adding the adversary does not
+    shift the random stream of dropout, the target p_clean without dropout, K steps of ``search``, and
+    x_hat = the hull weights mixed over the live embedding table. ``step`` counts the rounds so far
+    (checkpointed: a resumed run draws the same starts).
+    """
+
+    def __init__(self, search: ASCCAdversary, hulls: HullBuilder, segments: tuple[int, ...], seed: int = 0):
+        self.search, self.hulls, self.segments, self.seed = search, hulls, segments, seed
+        self.step = 0
+
+    def state_dict(self) -> dict:
+        return {"step": self.step}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.step = int(state["step"])
+
+    def starts(self, model: Classifier, batch: TrainBatch, step: int, hull: Hull | None = None) -> torch.Tensor:
+        """The search's starting logits [B, W, K] for ``batch`` in round ``step``."""
+        hull = hull if hull is not None else self.hulls.build(batch.examples, batch.inputs, self.segments)
+        return start_logits(hull, [e.uid for e in batch.examples], self.seed, step, model.spec.max_length)
+
+    def perturb(self, model: Classifier, batch: TrainBatch, step: int | None = None) -> ModelInputs:
+        """x_hat of Eq. 8 for ``batch`` (round ``step``, default: the next one, which then counts as done)."""
+        hull = self.hulls.build(batch.examples, batch.inputs, self.segments)
+        init = self.starts(model, batch, self.step if step is None else step, hull)
+        hull = hull.to(model.device)
+        with torch.no_grad(), eval_mode(model):
+            clean_eval_logits = model(**batch.inputs)  # the adversary's target: p_clean without dropout
+        found = self.search.search(model, batch.inputs, hull, clean_eval_logits, init=init.to(model.device))
+        if step is None:
+            self.step += 1
+        return ModelInputs(hull.mix(found.weights, model.word_embeddings), batch.inputs["attention_mask"], batch.inputs.get("token_type_ids"))

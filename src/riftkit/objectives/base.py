@@ -31,5 +31,41 @@ class ObjectiveOutput:
     features: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
+@dataclass
+class ModelInputs:
+    """One forward's input for a perturbed batch (x_hat): what ``model(**inputs.as_kwargs())`` takes.
+
+    ``inputs_embeds`` [B, T, H] (word embeddings; the encoder adds position and segment embeddings),
+    ``attention_mask`` [B, T], ``token_type_ids`` [B, T] or None, ``position_ids`` [B, T] or None. None
+    positions let the encoder number the tokens 0..T-1, which is right when x_hat has the clean text's
+    token layout; an adversary whose texts change length (other-length substitutes) sets them, with the
+    mask hiding absent slots.
+    """
+
+    inputs_embeds: torch.Tensor
+    attention_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None = None
+    position_ids: torch.Tensor | None = None
+
+    def as_kwargs(self) -> dict[str, torch.Tensor | None]:
+        return {"inputs_embeds": self.inputs_embeds, "attention_mask": self.attention_mask,
+                "token_type_ids": self.token_type_ids, "position_ids": self.position_ids}
+
+
+class Adversary(Protocol):
+    """The seam between an objective and its adversary (ASCC today; PGD- or FreeLB-style ones slot in beside it).
+
+    ``perturb`` finds x_hat for the batch with the model's weights fixed; the returned inputs keep the
+    embedding table live, so the outer loss's gradient reaches it. ``state_dict`` holds what a checkpoint
+    must carry (e.g. a round counter that keys random starts).
+    """
+
+    def perturb(self, model: Classifier, batch: TrainBatch) -> ModelInputs: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
 class Objective(Protocol):
     def __call__(self, model: Classifier, batch: TrainBatch) -> ObjectiveOutput: ...

@@ -137,7 +137,7 @@ class InfoNCELoss(nn.Module):
         L_info and the log's ``loss_info`` and ``info_bound`` (nats, averaged over groups).
         """
         if self.queue is not None and example_ids is None:
-            raise ValueError("the feature queue (objective.info_queue_size > 0) needs the example ids of the batch")
+            raise ValueError("the feature queue (objective.info.queue_size > 0) needs the example ids of the batch")
         teacher = teacher.detach()
         losses, bounds = [], []
         groups = range(len(self.student_heads))

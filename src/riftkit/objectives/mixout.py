@@ -25,12 +25,13 @@ import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from ..config import check_probability
+
 
 class Mixout(nn.Module):
     def __init__(self, pretrained: torch.Tensor, p: float):
         super().__init__()
-        if not 0.0 <= p <= 1.0:
-            raise ValueError(f"objective.mixout_p must be in [0, 1], got {p}")
+        check_probability(p, "objective.mixout.p")
         self.p = p
         self.register_buffer("pretrained", pretrained.detach().clone(), persistent=False)
 

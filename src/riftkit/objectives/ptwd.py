@@ -42,7 +42,7 @@ class PretrainedWeights:
 class PretrainedWeightDecay:
     def __init__(self, encoder: nn.Module, weight: float):
         if weight <= 0:
-            raise ValueError(f"objective.ptwd_weight must be > 0 for pre-trained weight decay, got {weight}")
+            raise ValueError(f"objective.ptwd.weight must be > 0 for pre-trained weight decay, got {weight}")
         self.weight = weight
         self.theta0 = PretrainedWeights(encoder)
 

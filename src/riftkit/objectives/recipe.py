@@ -8,8 +8,10 @@
 | adv_mixout  | CE + beta KL               | Mixout(p) on every encoder Linear, its dropout off |
 | rift        | CE + beta KL               | alpha * conditional InfoNCE vs frozen F0 (Eq. 11)  |
 
-PTWD, Mixout and the info term are independent switches (``objective.ptwd_weight``,
-``objective.mixout_p``, ``objective.info``); the method names set or require them.
+PTWD, Mixout and the info term are independent switches, each a section of ``objective``
+(``ptwd.weight``, ``mixout.p``, ``info.kind``); the method names set or require them. The
+training adversary (``objective.adversary``) reaches the objective through one seam,
+``perturb(model, batch) -> ModelInputs`` (``base.Adversary``).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from ..config import ObjectiveConfig
 from ..models.classifier import Classifier
 from ..substitutions.hull import HullBuilder
 from ..substitutions.sets import SubstitutionSet
-from .ascc import ASCCAdversary
+from .ascc import ASCCAdversary, ASCCTrainingAdversary
 from .base import ObjectiveOutput, TrainBatch
 from .info import InfoNCELoss
 from .mixout import apply_mixout, disable_dropout
@@ -82,35 +84,34 @@ def build_objective(method: str, config: ObjectiveConfig, model: Classifier, sub
     """Wire the pieces for ``method``; applies Mixout to ``model`` in place when asked for."""
     if method not in METHODS:
         raise ValueError(f"train.method={method!r}: available methods are {list(METHODS)}")
-    if method == "adv_ptwd" and config.ptwd_weight <= 0:
-        raise ValueError("train.method=adv_ptwd needs objective.ptwd_weight > 0 (lambda of ||theta - theta_0||)")
-    if method == "adv_mixout" and config.mixout_p <= 0:
-        raise ValueError("train.method=adv_mixout needs objective.mixout_p > 0")
-    if not 0.0 <= config.mixout_p <= 1.0:
-        raise ValueError(f"objective.mixout_p must be in [0, 1], got {config.mixout_p}")
-    info_kind = config.info if config.info != "auto" else ("conditional" if method == "rift" else "none")
+    if method == "adv_ptwd" and config.ptwd.weight <= 0:
+        raise ValueError("train.method=adv_ptwd needs objective.ptwd.weight > 0 (lambda of ||theta - theta_0||)")
+    if method == "adv_mixout" and config.mixout.p <= 0:
+        raise ValueError("train.method=adv_mixout needs objective.mixout.p > 0")
+    info_kind = config.info.kind if config.info.kind != "auto" else ("conditional" if method == "rift" else "none")
     if method == "rift" and info_kind == "none":
-        raise ValueError("train.method=rift needs an info term: objective.info conditional (RIFT) or unconditional (the I(S;T) ablation)")
-    if info_kind != "none" and config.info_on == "adversarial" and method == "standard":
-        raise ValueError("objective.info_on=adversarial needs an adversarial method; use info_on: clean with standard")
+        raise ValueError("train.method=rift needs an info term: objective.info.kind conditional (RIFT) or unconditional (the I(S;T) ablation)")
+    if info_kind != "none" and config.info.on == "adversarial" and method == "standard":
+        raise ValueError("objective.info.on=adversarial needs an adversarial method; use info.on: clean with standard")
 
     if method == "standard":
         task_term = StandardObjective()
     else:
         if substitutions is None:
             raise ValueError(f"train.method={method}: adversarial training needs a substitution set (objective.substitutions)")
-        adversary = ASCCAdversary(steps=config.adv_steps, lr=config.adv_lr, sparse_weight=config.adv_sparse_weight, loss="kl")
-        hulls = HullBuilder(model.tokenizer, substitutions, config.max_candidates)
-        task_term = AdversarialObjective(adversary, hulls, config.beta, (model.spec.task_spec.attacked_segment,), seed=seed)
+        a = config.adversary
+        search = ASCCAdversary(steps=a.steps, lr=a.lr, sparse_weight=a.sparse_weight, loss="kl")
+        adversary = ASCCTrainingAdversary(search, HullBuilder(model.tokenizer, substitutions), (model.spec.task_spec.attacked_segment,), seed=seed)
+        task_term = AdversarialObjective(adversary, config.beta)
     teacher = info = None
     if info_kind != "none":
         # the teacher is copied from the pre-trained encoder before anything (Mixout) changes it
         teacher = FrozenTeacher(model.encoder, model.spec.pooling).to(model.device)
         info = InfoNCELoss(model.encoder.config.hidden_size, len(model.spec.label_names), conditional=info_kind == "conditional",
-                           temperature=config.info_temperature, queue_size=config.info_queue_size).to(model.device)
-    if config.mixout_p > 0:
+                           temperature=config.info.temperature, queue_size=config.info.queue_size).to(model.device)
+    if config.mixout.p > 0:
         # Lee et al.'s setting: Mixout on every Linear of the encoder, and no dropout in it (Mixout replaces it)
-        apply_mixout(model.encoder, config.mixout_p)
+        apply_mixout(model.encoder, config.mixout.p)
         disable_dropout(model.encoder)
-    ptwd = PretrainedWeightDecay(model.encoder, config.ptwd_weight) if config.ptwd_weight > 0 else None
-    return Recipe(task_term, ptwd, info, teacher, config.alpha, config.info_on)
+    ptwd = PretrainedWeightDecay(model.encoder, config.ptwd.weight) if config.ptwd.weight > 0 else None
+    return Recipe(task_term, ptwd, info, teacher, config.info.alpha, config.info.on)

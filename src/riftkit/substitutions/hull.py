@@ -99,10 +99,15 @@ class Hull:
         return out
 
 
+# The hull's width: at most this many substitutes of a word (the first ones of its list) enter the hull. The one
+# home of the width for the training adversary, model selection and the white-box attack alike.
+HULL_WIDTH = 8
+
+
 class HullBuilder:
     """Builds :class:`Hull` tensors for encoded batches; caches each word's subword ids."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, substitutions: SubstitutionSet, max_candidates: int = 8):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, substitutions: SubstitutionSet, max_candidates: int = HULL_WIDTH):
         self.tokenizer = tokenizer
         self.substitutions = substitutions
         self.max_candidates = max_candidates

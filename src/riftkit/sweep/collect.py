@@ -8,7 +8,7 @@ from pathlib import Path
 from ..evaluation.statistics import mean_ci
 from ..evaluation.study import ATTACK_METRICS, METRICS, load_runs, study_table
 from ..reports import plots, tables
-from .provenance import ATTACK_CODE, TRAINING_CODE, changed_files, code_digest
+from .provenance import ATTACK_CODE, TRAINING_CODE, CodeState, changed_files, current_code
 from .runner import Sweep
 from .spec import _flatten
 
@@ -47,16 +47,20 @@ def collect(sweep: Sweep, root: str | Path | None = None, out: str | Path | None
 
 
 def judged_table(root: str | Path, baseline: str | None, tuning: dict | None, comparisons: list[tuple[str, str]] | None) -> dict:
-    """:func:`study_table` judged against today's code: rows whose code changed since they ran are marked stale
-    and name the changed files. The one table that ``table.md`` and ``riftkit report`` both show."""
-    table = study_table(root, baseline, code_digest(TRAINING_CODE), code_digest(ATTACK_CODE), tuning, comparisons)
-    explain_stale(table)
+    """:func:`study_table` judged against today's code (and code verified to compute the same: ``provenance.current_code``):
+    rows whose code changed since they ran are marked stale and name the changed files. The one table that
+    ``table.md`` and ``riftkit report`` both show."""
+    code = current_code()
+    table = study_table(root, baseline, code.training, code.attack, tuning, comparisons)
+    explain_stale(table, code)
     return table
 
 
-def explain_stale(table: dict) -> None:
+def explain_stale(table: dict, code: CodeState | None = None) -> None:
     """Give each stale row ``stale_files``: the files of the code it depends on (training code; for an attack row
-    the attack code too) changed since its runs' commits; None where git cannot tell (a dirty run, an unknown commit)."""
+    the attack code too) changed since its runs' commits (up to the commit today's code is verified equal to, if
+    any); None where git cannot tell (a dirty run, an unknown commit)."""
+    until = code.reference_commit if code is not None else None
     asked: dict[tuple, list[str] | None] = {}  # rows share commits: one git diff per (commit, packages)
     for row in table["rows"]:
         if not row["stale"]:
@@ -65,7 +69,7 @@ def explain_stale(table: dict) -> None:
         files: set[str] | None = set()
         for commit in row["commits"]:
             if (commit, packages) not in asked:
-                asked[commit, packages] = None if commit.endswith("+dirty") else changed_files(commit, packages)
+                asked[commit, packages] = None if commit.endswith("+dirty") else changed_files(commit, packages, until=until)
             changed = asked[commit, packages]
             if changed is None:
                 files = None

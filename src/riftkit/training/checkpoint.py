@@ -207,10 +207,6 @@ def _fsync(path: Path) -> None:
 
 
 # -- the run's configuration -----------------------------------------------------------------------
-# Keys that may change between a run and its resumption: they change no number of the run.
-RESUME_IGNORED_KEYS = ("train.progress", "train.num_threads")
-
-
 def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(values, dict):
         flat: dict[str, Any] = {}
@@ -220,8 +216,9 @@ def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: values}
 
 
-def config_changes(saved: dict, current: dict, ignored: tuple[str, ...] = RESUME_IGNORED_KEYS) -> list[str]:
-    """``key: old -> new`` for every dotted key whose value differs (a key only on one side counts)."""
+def config_changes(saved: dict, current: dict, ignored: tuple[str, ...] = ()) -> list[str]:
+    """``key: old -> new`` for every dotted key whose value differs (a key only on one side counts), except
+    ``ignored`` ones (the config's ``NOT_A_RESULT`` fields: ``riftkit.config.result_free_paths``)."""
     old, new = _flatten(saved), _flatten(current)
     changes = []
     for key in sorted(set(old) | set(new)):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from ..data.examples import Example
 from ..models.classifier import Classifier
 from ..objectives.ptwd import PretrainedWeights
+from ..models.modes import eval_mode
 
 
 class ForgettingProbe:
@@ -40,16 +41,12 @@ class ForgettingProbe:
 
     @torch.no_grad()
     def _features(self, model: Classifier) -> torch.Tensor:
-        was_training = model.training
-        model.eval()
-        try:
+        with eval_mode(model):
             chunks = []
             for start in range(0, len(self.probe), self.batch_size):
                 inputs = model.encode_examples(self.probe[start : start + self.batch_size]).to(model.device)
                 chunks.append(model.features(**inputs).float())
             return torch.cat(chunks)
-        finally:
-            model.train(was_training)
 
     @torch.no_grad()
     def __call__(self, model: Classifier) -> dict[str, float]:

@@ -18,6 +18,8 @@ import math
 import random
 from collections.abc import Iterator, Sequence
 
+from ..config import ConfigError
+
 
 class BatchSampler:
     """Batches of example indices; with ``num_processes > 1``, this process's share of each batch.
@@ -41,7 +43,12 @@ class BatchSampler:
     """
 
     def __init__(self, labels: Sequence[int], batch_size: int, num_classes: int, balanced: bool = False, seed: int = 0,
-                 process_index: int = 0, num_processes: int = 1):
+                 process_index: int = 0, num_processes: int = 1, label_names: Sequence[str] | None = None):
+        """``label_names``: the classes' names, for the error that names a missing class (else its id).
+
+        Raises ConfigError (a ValueError) when balanced batches cannot be built: a class without examples, or a
+        batch size that is not a multiple of the classes.
+        """
         if not 0 <= process_index < num_processes:
             raise ValueError(f"process {process_index} of {num_processes}: expected 0 <= index < number of processes")
         self.process_index, self.num_processes = process_index, num_processes
@@ -58,11 +65,12 @@ class BatchSampler:
         self.position = 0  # batches of the current epoch already served
         if balanced:
             if batch_size % num_classes:
-                raise ValueError(f"train.batch_size={batch_size}: class-balanced batches need a multiple of the {num_classes} classes")
+                raise ConfigError(f"train.batch_size={batch_size}: class-balanced batches need a multiple of the {num_classes} classes")
             self.by_class = [[i for i, y in enumerate(self.labels) if y == c] for c in range(num_classes)]
             empty = [c for c, items in enumerate(self.by_class) if not items]
             if empty:
-                raise ValueError(f"class-balanced batches: the training set has no example of class(es) {empty}")
+                named = [label_names[c] for c in empty] if label_names else empty
+                raise ConfigError(f"train.balanced_batches: true needs every class in the train split, which has no example of class(es) {named}")
             if (batch_size // num_classes) % num_processes:
                 raise ValueError(f"train.batch_size={batch_size}: {batch_size // num_classes} examples per class do not split "
                                  f"evenly over {num_processes} processes (every process's batch must stay class-balanced)")

@@ -39,11 +39,12 @@ class DevEvaluator:
         if self.with_robust and hulls is None:
             raise ValueError("robust accuracy under ASCC needs a substitution set")
         self.metric, self.config, self.hulls = metric, cfg, hulls
+        self.search = config.attack.ascc  # the evaluation attack's section: selection measures what `riftkit attack` does
         self.dev = splits.dev
         self.robust_dev = sample(splits.dev, cfg.select_max_examples, seed=cfg.seed)
 
     def robust(self, model: Classifier, examples: list[Example]) -> dict:
-        attack = ASCCAttack(model, self.hulls, steps=self.config.select_attack_steps, batch_size=self.config.eval_batch_size // 4 or 1, seed=self.config.seed)
+        attack = ASCCAttack.from_config(model, self.hulls, self.search, seed=self.config.seed)
         return robust_accuracy(attack.attack(examples))
 
     def __call__(self, model: Classifier) -> tuple[float, dict]:
