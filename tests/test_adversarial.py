@@ -74,7 +74,18 @@ def test_hull_candidates_are_real_substitutes_of_whole_words(make_tiny):
     assert len(tokens) == 2
     assert [hull.candidate_ids[1, t, 1].item() for t in tokens] == list(hulls.token_ids("underrated"))
     # the mask marks exactly the valid candidates
-    assert hull.candidate_mask[0, 0].tolist() == [True] * 4 + [False] * 5
+    assert hulls.max_candidates == SUBS.widest  # the hull is as wide as the set's widest word
+    assert hull.candidate_mask[0, 0].tolist() == [True] * 4 + [False] * (SUBS.widest + 1 - 4)
+
+
+def test_the_hull_holds_every_substitute_of_a_wide_set(make_tiny):
+    """A set with more than 8 substitutes a word: every same-length one is in the hull (it was cut at 8, while
+    PWWS used them all)."""
+    model = make_tiny()
+    wide = SubstitutionSet({"good": ["fine", "nice", "great", "decent", "solid", "fair", "okay", "sound", "grand", "neat", "swell", "fun"]})
+    hull = HullBuilder(model.tokenizer, wide).build(examples_of("a good film"), model.encode_examples(examples_of("a good film")), [0])
+    single = [s for s in wide["good"] if len(model.tokenizer.tokenize(s)) == 1]
+    assert len(single) > 8 and hull.words[0][0].candidates == ("good", *single)
 
 
 def test_hull_for_nli_touches_only_the_hypothesis(make_tiny):

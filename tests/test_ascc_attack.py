@@ -131,14 +131,15 @@ def test_search_path_scores_the_whole_neighbourhood_of_a_one_word_text(polar):
 
 
 def test_single_decode_is_the_papers_pipeline(polar):
-    from riftkit.objectives.ascc import ASCCAdversary
+    from riftkit.objectives.ascc import ASCCAdversary, start_logits
 
     examples = victims()
     results = attack(polar, examples, decode="single", seed=3)
     hulls = HullBuilder(polar.tokenizer, SUBS)
     inputs = polar.encode_examples(examples)
     hull = hulls.build(examples, inputs, [0])
-    found = ASCCAdversary(steps=10, loss="ce").search(polar, inputs, hull, torch.tensor([e.label for e in examples]), torch.Generator().manual_seed(3))
+    init = start_logits(hull, [e.uid for e in examples], 3, 0, polar.spec.max_length)  # per (seed, uid): batch-independent
+    found = ASCCAdversary(steps=10, loss="ce").search(polar, inputs, hull, torch.tensor([e.label for e in examples]), init=init)
     decoded = hull.decode(examples, found.weights)
     predictions = polar.predict_proba([d.segments for d, _ in decoded]).argmax(-1).tolist()
     for result, (adv, _), pred in zip(results, decoded, predictions):
@@ -218,3 +219,25 @@ def test_model_selection_runs_the_attack_that_riftkit_attack_runs_by_default(mak
 
     assert built[0] is not command_line and settings(built[0]) == settings(command_line)
     assert settings(command_line)["decode"] == "strong" and settings(command_line)["steps"] == 10
+
+
+def test_single_decode_result_does_not_depend_on_the_batch(polar):
+    """The paper's single decode too: its start is drawn per (seed, uid), not from a generator shared across
+    batches and scaled by the batch's widest example (it was: an example's result depended on its batch mates)."""
+    examples = victims()
+    together = attack(polar, examples, decode="single", batch_size=len(examples), seed=3)
+    for example, result in zip(examples, together):
+        alone = attack(polar, [example], decode="single", seed=3)[0]
+        assert (alone.outcome, alone.adversarial) == (result.outcome, result.adversarial), example.uid
+    reordered = attack(polar, examples[::-1], decode="single", batch_size=3, seed=3)[::-1]
+    assert [(r.outcome, r.adversarial) for r in reordered] == [(r.outcome, r.adversarial) for r in together]
+
+
+@pytest.mark.parametrize("field, value", [("stopwords", True), ("max_change_rate", 0.5), ("lm", "ngram-task")])
+def test_ascc_refuses_the_constraints_it_does_not_apply(polar, field, value):
+    """The white-box attack applies neither candidate filters nor a change budget; its settings file used to record
+    them as if it did. Now such a run is refused, naming the field."""
+    with pytest.raises(ConfigError, match=rf"attack\.{field}"):  # refused where the config is built, before any work
+        AttackConfig(attack="ascc", **{field: value})
+    build_attack(AttackSetup(polar, SENTIMENT, SUBS, AttackConfig(attack="ascc", lm="none")))  # none: fine
+    AttackConfig(attack="pwws", **{field: value})  # the black-box searches apply it

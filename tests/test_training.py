@@ -234,3 +234,24 @@ def test_bf16_autocast_trains_and_is_off_by_default(make_tiny, tmp_path):
     losses = [[r["loss"] for r in read_metrics(p / "run" / "metrics.jsonl") if r["event"] == "train_epoch"] for p in (tmp_path / "fp32", tmp_path / "bf16")]
     assert losses[0] != losses[1] and all(abs(a - b) < 0.05 for a, b in zip(*losses))  # rounding, not another computation
     assert bf16.best_dev["accuracy"] >= fp32.best_dev["accuracy"] - 0.125
+
+
+def test_every_dev_evaluation_logs_the_signed_margin(make_tiny, tmp_path):
+    """The signed margin p(true) - max p(other): the diagnostic of issue 24's margin collapse, in metrics.jsonl at
+    every dev evaluation and in the summary, equal to the selected model's margins on dev."""
+    import json
+
+    from riftkit.evaluation.accuracy import signed_margins
+    from riftkit.models import load_classifier
+
+    margins = signed_margins(torch.tensor([[0.7, 0.2, 0.1], [0.3, 0.6, 0.1], [0.2, 0.1, 0.7]]), torch.tensor([0, 0, 2]))
+    assert torch.allclose(margins, torch.tensor([0.5, -0.3, 0.5]))
+    splits = toy_splits()
+    result = train(tiny_config(tmp_path, epochs=2, eval_every_steps=2), splits, model=make_tiny())
+    evals = [r for r in read_metrics(tmp_path / "run" / "metrics.jsonl") if r["event"] == "eval"]
+    assert len(evals) == 4 and all(-1 <= r["dev_margin_median"] <= 1 and -1 <= r["dev_margin_mean"] <= 1 for r in evals)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    best = load_classifier(tmp_path / "run" / "best")
+    probs = best.predict_proba([e.segments for e in splits.dev])
+    expected = signed_margins(probs, torch.tensor([e.label for e in splits.dev])).median().item()
+    assert summary["best_dev"]["margin_median"] == pytest.approx(expected, abs=1e-6) == result.best_dev["margin_median"]

@@ -34,6 +34,7 @@ def _report(result, splits) -> None:
     rows += [(k, v) for k, v in splits.provenance.items() if k in ("dev", "test", "note")]
     rows += [
         ("best dev accuracy", f"{result.best_dev['accuracy']:.4f} (epoch {result.best_dev['epoch']:g}, step {result.best_dev['step']})"),
+        ("dev margin (median)", f"{result.best_dev['margin_median']:+.3f} (p(true) - max p(other); near 0: nearly uniform outputs)"),
     ]
     best = result.best_dev
     if "dev_robust_ascc" in best:

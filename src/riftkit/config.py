@@ -147,7 +147,7 @@ class ObjectiveConfig:
     """The training objective: the robust task term (Eq. 9) and its pieces, each under its own section."""
 
     # The threat model of training and model selection: "counterfitted" (data directory) or a JSON path.
-    # The hull holds at most substitutions.hull.HULL_WIDTH substitutes a word (one home for the width).
+    # The hull's width is the set's (its widest word: SubstitutionSet.widest), one home for training, selection and attacks.
     substitutions: str = "counterfitted"
     beta: float = 10.0  # Eq. 9: 10 for IMDB, 5 for SNLI
     adversary: AdversaryConfig = field(default_factory=AdversaryConfig)
@@ -303,6 +303,14 @@ class AttackConfig:
 
     def __post_init__(self) -> None:
         _check_positive(self, "attack", ("forward_batch_size", "in_flight"))
+        if self.attack == "ascc":  # the white-box search filters no candidate and has no change budget: refuse, never ignore
+            ignored = [f"attack.{name}={value!r}" for name, value, off in (("stopwords", self.stopwords, False),
+                       ("max_change_rate", self.max_change_rate, None)) if value != off]
+            if self.lm not in ("auto", "none"):
+                ignored.append(f"attack.lm={self.lm!r}")
+            if ignored:
+                raise ConfigError(f"attack.attack=ascc does not apply {', '.join(ignored)} (only the black-box searches, pwws and "
+                                  "genetic, do); leave them at their defaults for ascc")
 
     @classmethod
     def sections(cls) -> tuple[str, ...]:
@@ -396,7 +404,7 @@ MOVED_EXPERIMENT_KEYS: dict[str, str] = {
 }
 # Experiment keys with no place any more, with the one value they may still hold (what every run used).
 RETIRED_EXPERIMENT_KEYS: dict[str, tuple[Any, str]] = {
-    "objective.max_candidates": (8, "the hull width lives once, with the hull (riftkit.substitutions.hull.HULL_WIDTH)"),
+    "objective.max_candidates": (8, "the hull's width is the substitution set's widest word (8 for the counter-fitted set)"),
 }
 _noted: set[str] = set()
 

@@ -5,12 +5,14 @@ moves per-word weights inside the convex hull of substitute embeddings. Its
 answer is a point of the hull, not a text; a success is only counted when a
 real substituted text flips the prediction. Two ways to get texts from it:
 
-* ``decode="single"``: the paper's variant. One search per batch, the argmax
-  candidate of every word, one confirming forward pass. Kept exactly as it
-  was (same random draw, same queries: steps + clean + confirming pass), so
-  earlier numbers reproduce. Its estimate is weak: one argmax misses flips
-  that sit on other vertices (a one-word review whose flip is one substitute
-  that is not the argmax is reported robust).
+* ``decode="single"``: the paper's variant. One search per example, the argmax
+  candidate of every word, one confirming forward pass (queries: steps + clean +
+  confirming pass). Its random start is keyed by (seed, uid), as the strong
+  decode's; until issue 24 it came from one generator shared across batches,
+  scaled by the batch's widest example, so an example's result depended on its
+  batch mates. Its estimate is weak: one argmax misses flips that sit on other
+  vertices (a one-word review whose flip is one substitute that is not the
+  argmax is reported robust).
 * ``decode="strong"`` (default), per example:
 
   1. if its whole discrete neighbourhood, with the FULL substitution set
@@ -119,7 +121,6 @@ class ASCCAttack:
         self.decode, self.restarts, self.candidates, self.enumerate_max = decode, restarts, candidates, enumerate_max
         self.forward_batch_size = forward_batch_size
         self.adversary = ASCCAdversary(steps=steps, lr=lr, sparse_weight=sparse_weight, loss="ce")
-        self.generator = torch.Generator().manual_seed(seed)  # the single decode's shared draw (as before)
         self.segments = (model.spec.task_spec.attacked_segment,)
 
     @classmethod
@@ -157,7 +158,9 @@ class ASCCAttack:
                 clean_probs = torch.softmax(model(**inputs).float(), dim=-1).cpu()
             predictions = clean_probs.argmax(-1)
             hull = self.hulls.build(examples, inputs, self.segments).to(model.device)
-            found = self.adversary.search(model, inputs, hull, labels, self.generator)
+            # the start is drawn per (seed, uid), as the strong decode's: an example's result does not depend on its batch
+            init = start_logits(hull, [e.uid for e in examples], self.seed, 0, model.spec.max_length).to(model.device)
+            found = self.adversary.search(model, inputs, hull, labels, init=init)
             decoded = hull.decode(examples, found.weights.cpu())
             adversarial_probs = model.predict_proba([adv.segments for adv, _ in decoded])
             adversarial_predictions = adversarial_probs.argmax(-1)

@@ -99,18 +99,19 @@ class Hull:
         return out
 
 
-# The hull's width: at most this many substitutes of a word (the first ones of its list) enter the hull. The one
-# home of the width for the training adversary, model selection and the white-box attack alike.
-HULL_WIDTH = 8
-
-
 class HullBuilder:
-    """Builds :class:`Hull` tensors for encoded batches; caches each word's subword ids."""
+    """Builds :class:`Hull` tensors for encoded batches; caches each word's subword ids.
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, substitutions: SubstitutionSet, max_candidates: int = HULL_WIDTH):
+    The hull's width (substitutes a word may have in it) is the substitution set's: its widest word
+    (``SubstitutionSet.widest``; 8 for the counter-fitted set), so that the hull cuts no substitute that the
+    black-box attacks may use (it cut every list at 8 before issue 24). ``max_candidates`` narrows it
+    explicitly (the first substitutes of each list are kept), for experiments only.
+    """
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, substitutions: SubstitutionSet, max_candidates: int | None = None):
         self.tokenizer = tokenizer
         self.substitutions = substitutions
-        self.max_candidates = max_candidates
+        self.max_candidates = max(substitutions.widest, 1) if max_candidates is None else max_candidates
         self._ids: dict[str, tuple[int, ...]] = {}
 
     def token_ids(self, word: str) -> tuple[int, ...]:

@@ -37,6 +37,8 @@ class SubstitutionSet:
             unique = tuple(dict.fromkeys(s for s in subs if s != word))
             if unique:
                 self._table[word] = unique
+        # the most substitutes any word has: the hull's width, so that it cuts none (substitutions.hull)
+        self.widest = max((len(subs) for subs in self._table.values()), default=0)
 
     def __getitem__(self, word: str) -> tuple[str, ...]:
         return self._table.get(word, ())

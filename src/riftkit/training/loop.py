@@ -350,6 +350,7 @@ class Trainer:
         best_dev = {metric: state.best_metric, "selected_by": metric, "step": state.best_step, "epoch": state.best_epoch}
         best_record = next(r for r in state.history if r["step"] == state.best_step and r["best"])
         best_dev["accuracy"] = best_record["dev_accuracy"]
+        best_dev["margin_median"] = best_record["dev_margin_median"]  # signed: p(true) - max p(other), median over dev
         # robust accuracy is measured on a seeded subset of dev: keep the clean accuracy on that same subset beside it
         for key in ("dev_robust_ascc", "dev_robust_n", "dev_robust_subset_accuracy"):
             if key in best_record:

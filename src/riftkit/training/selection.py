@@ -51,6 +51,8 @@ class DevEvaluator:
         values = {}
         clean = evaluate_accuracy(model, self.dev, self.config.eval_batch_size)
         values["dev_accuracy"], values["dev_loss"] = clean["accuracy"], clean["loss"]
+        # the signed margin p(true) - max p(other): how far the model is from flipping (issue 24's margin collapse)
+        values["dev_margin_median"], values["dev_margin_mean"] = clean["margin_median"], clean["margin_mean"]
         if self.with_robust:
             robust = self.robust(model, self.robust_dev)
             values["dev_robust_ascc"] = robust["robust_accuracy"]
