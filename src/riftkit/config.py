@@ -102,6 +102,10 @@ class AdversaryConfig:
     steps: int = 10  # K Adam steps on the hull weights
     lr: float = 1.0
     sparse_weight: float = 15.0  # lambda_sparse of the entropy term (divided by 300 x 128, the authors' scale)
+    # Which substitutions the search can reach (substitutions/hull.py): "same_length" (the substitutes with the word's
+    # token count, ~77% of the attack surface) or "length_groups" (every substitute: one token-count group per word
+    # and round). The default stays same_length until dev evidence (issue 24) chooses.
+    hull: Literal["same_length", "length_groups"] = "same_length"
 
     def __post_init__(self) -> None:
         _check_non_negative(self, "objective.adversary", ("steps",))

@@ -31,7 +31,7 @@ from transformers import BatchEncoding
 
 from ..models.classifier import Classifier
 from ..models.modes import eval_mode
-from ..substitutions.hull import Hull, HullBuilder
+from ..substitutions.hull import HULL_KINDS, Hull, HullBuilder
 from .base import ModelInputs, TrainBatch
 
 ENTROPY_SCALE = 300 * 128
@@ -142,15 +142,21 @@ def start_logits(hull: Hull, keys: Sequence[str], seed: int, round_: int, length
 class ASCCTrainingAdversary:
     """The training adversary of Adv-* and RIFT: Eq. 8 with the KL loss, as an :class:`~riftkit.objectives.base.Adversary`.
 
-    For a batch: the hull of every attacked word (``hulls``), random starts keyed by (seed, example uid,
-    round) so that an example's x_hat does not depend on its batch mates and adding the adversary does not
-    shift the random stream of dropout, the target p_clean without dropout, K steps of ``search``, and
-    x_hat = the hull weights mixed over the live embedding table. ``step`` counts the rounds so far
+    For a batch: the hull of every attacked word (``hulls``; ``hull="length_groups"``: first one token-count group
+    per word and round, so that substitutes of every token count are reachable: ``substitutions/hull.py``), random
+    starts keyed by (seed, example uid, round) so that an example's x_hat does not depend on its batch mates and
+    adding the adversary does not shift the random stream of dropout, the target p_clean without dropout, K steps of
+    ``search``, and x_hat = the hull weights mixed over the live embedding table. ``step`` counts the rounds so far
     (checkpointed: a resumed run draws the same starts).
+
+    x_hat's stats (for the log): ``adv_changed_share``, the share of attacked words whose argmax candidate is not the
+    original word, and ``adv_other_length_share``, the share whose argmax candidate has another token count.
     """
 
-    def __init__(self, search: ASCCAdversary, hulls: HullBuilder, segments: tuple[int, ...], seed: int = 0):
-        self.search, self.hulls, self.segments, self.seed = search, hulls, segments, seed
+    def __init__(self, search: ASCCAdversary, hulls: HullBuilder, segments: tuple[int, ...], seed: int = 0, hull: str = "same_length"):
+        if hull not in HULL_KINDS:
+            raise ValueError(f"objective.adversary.hull must be one of {list(HULL_KINDS)}, got {hull!r}")
+        self.search, self.hulls, self.segments, self.seed, self.hull = search, hulls, segments, seed, hull
         self.step = 0
 
     def state_dict(self) -> dict:
@@ -166,12 +172,38 @@ class ASCCTrainingAdversary:
 
     def perturb(self, model: Classifier, batch: TrainBatch, step: int | None = None) -> ModelInputs:
         """x_hat of Eq. 8 for ``batch`` (round ``step``, default: the next one, which then counts as done)."""
-        hull = self.hulls.build(batch.examples, batch.inputs, self.segments)
-        init = self.starts(model, batch, self.step if step is None else step, hull)
+        round_ = self.step if step is None else step
+        texts, inputs, groups = batch.examples, batch.inputs, None
+        if self.hull == "length_groups":  # the text the hull is built on: each word at its group's anchor
+            texts, groups = self.hulls.length_groups(batch.examples, self.segments, self.seed, round_)
+            inputs = model.encode_examples(texts).to(model.device)
+        hull = self.hulls.build(texts, inputs, self.segments, groups)
+        init = start_logits(hull, [e.uid for e in batch.examples], self.seed, round_, model.spec.max_length)
         hull = hull.to(model.device)
         with torch.no_grad(), eval_mode(model):
             clean_eval_logits = model(**batch.inputs)  # the adversary's target: p_clean without dropout
-        found = self.search.search(model, batch.inputs, hull, clean_eval_logits, init=init.to(model.device))
+        found = self.search.search(model, inputs, hull, clean_eval_logits, init=init.to(model.device))
         if step is None:
             self.step += 1
-        return ModelInputs(hull.mix(found.weights, model.word_embeddings), batch.inputs["attention_mask"], batch.inputs.get("token_type_ids"))
+        stats = self.substitution_stats(batch.examples, texts, hull, found.weights)
+        return ModelInputs(hull.mix(found.weights, model.word_embeddings), inputs["attention_mask"], inputs.get("token_type_ids"),
+                           stats=stats)
+
+    def substitution_stats(self, originals, texts, hull: Hull, weights: torch.Tensor) -> dict[str, float]:
+        """Shares of the attacked words (those with substitutes) that x_hat's argmax text changes, and changes to a
+        substitute of another token count."""
+        choice = weights.argmax(-1).tolist() if weights.numel() else []
+        attacked = changed = other_length = 0
+        for b, (original, text) in enumerate(zip(originals, texts)):
+            in_hull = {(w.segment, w.position): w.candidates[choice[b][i]] for i, w in enumerate(hull.words[b])}
+            for segment in self.segments:
+                for position, word in enumerate(original.segments[segment]):
+                    if not self.hulls.substitutions[word]:
+                        continue
+                    attacked += 1
+                    final = in_hull.get((segment, position), text.segments[segment][position])
+                    if final != word:
+                        changed += 1
+                        other_length += len(self.hulls.token_ids(final)) != len(self.hulls.token_ids(word))
+        return {"adv_changed_share": changed / attacked if attacked else 0.0,
+                "adv_other_length_share": other_length / attacked if attacked else 0.0}

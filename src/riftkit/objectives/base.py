@@ -46,6 +46,8 @@ class ModelInputs:
     attention_mask: torch.Tensor
     token_type_ids: torch.Tensor | None = None
     position_ids: torch.Tensor | None = None
+    # what the adversary reports for the log (e.g. the share of substitutions of another token count)
+    stats: dict[str, float] = field(default_factory=dict)
 
     def as_kwargs(self) -> dict[str, torch.Tensor | None]:
         return {"inputs_embeds": self.inputs_embeds, "attention_mask": self.attention_mask,

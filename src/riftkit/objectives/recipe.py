@@ -101,7 +101,8 @@ def build_objective(method: str, config: ObjectiveConfig, model: Classifier, sub
             raise ValueError(f"train.method={method}: adversarial training needs a substitution set (objective.substitutions)")
         a = config.adversary
         search = ASCCAdversary(steps=a.steps, lr=a.lr, sparse_weight=a.sparse_weight, loss="kl")
-        adversary = ASCCTrainingAdversary(search, HullBuilder(model.tokenizer, substitutions), (model.spec.task_spec.attacked_segment,), seed=seed)
+        adversary = ASCCTrainingAdversary(search, HullBuilder(model.tokenizer, substitutions), (model.spec.task_spec.attacked_segment,),
+                                          seed=seed, hull=a.hull)
         task_term = AdversarialObjective(adversary, config.beta)
     teacher = info = None
     if info_kind != "none":

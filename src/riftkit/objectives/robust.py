@@ -38,4 +38,5 @@ class AdversarialObjective:
             "kl": kl.item(),
             "loss_adv_ce": F.cross_entropy(adv_logits, batch.labels).item(),
             "adv_accuracy": (adv_logits.argmax(-1) == batch.labels).float().mean().item(),
+            **x_hat.stats,
         }, {"clean": features, "adversarial": adv_features})

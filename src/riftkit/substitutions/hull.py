@@ -15,10 +15,23 @@ substituted text, and argmax(w_i) decodes to a real word. Substitutes with a
 different number of tokens would change the sequence length and are skipped;
 :meth:`HullBuilder.coverage` reports how much of the attack surface that leaves.
 Words cut by truncation are not perturbed.
+
+The hull of the whole threat model (``length_groups``, issue 24): for one search
+round, every attacked word draws one token-count group among its candidates (the
+word and its substitutes; a candidate drawn uniformly, so a group's chance is its
+share of the candidates) and the text is re-tokenised with each word replaced by
+its group's first member (the original word when it is in the group). The hull is
+then built on that anchor text, with each word's group as its candidates: the
+relaxation runs inside the groups, every vertex is still a real substituted text
+(the groups' members share the anchor's token layout), and over rounds every
+(word, substitute) pair of the set is reachable, whatever its token count
+(:meth:`HullBuilder.length_groups`). The draw is keyed by (seed, example, round),
+so it does not depend on the batch.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -33,7 +46,7 @@ from .sets import SubstitutionSet
 class PerturbableWord:
     segment: int
     position: int  # index of the word in its segment
-    candidates: tuple[str, ...]  # candidates[0] is the original word
+    candidates: tuple[str, ...]  # candidates[0] is the word of the hull's text (the original word, or a length group's anchor)
 
 
 @dataclass
@@ -99,6 +112,11 @@ class Hull:
         return out
 
 
+HULL_KINDS = ("same_length", "length_groups")
+# one token-count group of a word's candidates per round: {(segment, position): (anchor, *other members)} per example
+Groups = list[dict[tuple[int, int], tuple[str, ...]]]
+
+
 class HullBuilder:
     """Builds :class:`Hull` tensors for encoded batches; caches each word's subword ids.
 
@@ -131,8 +149,34 @@ class HullBuilder:
                 usable.append((sub, ids))
         return usable
 
-    def build(self, examples: Sequence[Example], encoding: BatchEncoding, segments: Sequence[int]) -> Hull:
-        """``segments``: which texts may change (NLI: only the hypothesis)."""
+    def length_groups(self, examples: Sequence[Example], segments: Sequence[int], seed: int, round_: int) -> tuple[list[Example], Groups]:
+        """One token-count group per attacked word for search round ``round_`` (see the module docstring).
+
+        Returns the anchor examples (each word replaced by its group's first member: the original word when
+        the group holds it) and, per example, each word's group, for :meth:`build` on the anchors' encoding.
+        The draw is keyed by (seed, example uid, round_) alone.
+        """
+        anchors, groups = [], []
+        for example in examples:
+            draw = random.Random(f"{seed}\x00{example.uid}\x00{round_}\x00length-group")
+            texts = [list(s) for s in example.segments]
+            chosen: dict[tuple[int, int], tuple[str, ...]] = {}
+            for segment in segments:
+                for position, word in enumerate(example.segments[segment]):
+                    subs = self.substitutions[word][: self.max_candidates]
+                    if not subs:
+                        continue
+                    candidates = (word, *subs)
+                    length = len(self.token_ids(candidates[draw.randrange(len(candidates))]))
+                    chosen[(segment, position)] = group = tuple(c for c in candidates if len(self.token_ids(c)) == length)
+                    texts[segment][position] = group[0]
+            anchors.append(Example(tuple(tuple(s) for s in texts), example.label, example.uid))
+            groups.append(chosen)
+        return anchors, groups
+
+    def build(self, examples: Sequence[Example], encoding: BatchEncoding, segments: Sequence[int], groups: Groups | None = None) -> Hull:
+        """``segments``: which texts may change (NLI: only the hypothesis). ``groups`` (from :meth:`length_groups`, with
+        ``examples`` its anchors): each word's candidates; None: the word and its same-token-count substitutes."""
         input_ids = encoding["input_ids"].cpu()
         B, T = input_ids.shape
         K = self.max_candidates + 1
@@ -153,7 +197,10 @@ class HullBuilder:
                 word = example.segments[segment][position]
                 if len(tokens) != len(self.token_ids(word)):
                     continue  # cut by truncation
-                usable = self.usable_substitutes(word)
+                if groups is None:
+                    usable = self.usable_substitutes(word)
+                else:  # the group's first member is the anchor text's word
+                    usable = [(c, self.token_ids(c)) for c in groups[b].get((segment, position), (word,))[1:]]
                 if not usable:
                     continue
                 w = len(example_words)
