@@ -13,8 +13,8 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, Literal
 
 import yaml
@@ -441,7 +441,7 @@ def migrate_experiment(values: dict[str, Any], where: str = "") -> dict[str, Any
     section. A key given both in its old and its new place with different values is a ConfigError."""
     if not isinstance(values, dict):
         return values
-    flat = _flatten_sections(values)
+    flat = flatten_sections(values)
     migrated: dict[str, Any] = {}
     for key, value in flat.items():
         new = migrate_experiment_key(key, value)
@@ -453,20 +453,20 @@ def migrate_experiment(values: dict[str, Any], where: str = "") -> dict[str, Any
     return _nest(migrated)
 
 
-def _flatten_sections(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a": {"b": 1}}`` -> ``{"a.b": 1}``; empty sections are kept as ``{}`` values."""
+def flatten_sections(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a": {"b": 1}}`` and ``{"a.b": 1}`` alike become ``{"a.b": 1}``; an empty section stays a ``{}`` value.
+
+    The one flattening of config mappings: migration, resume checks and sweep overrides all compare or
+    replace settings field by field, never a whole section.
+    """
     flat: dict[str, Any] = {}
     for key, value in values.items():
         path = f"{prefix}{key}"
-        if isinstance(value, dict) and value and not (path in _MAPPING_FIELDS):
-            flat.update(_flatten_sections(value, path + "."))
+        if isinstance(value, dict) and value:
+            flat.update(flatten_sections(value, path + "."))
         else:
             flat[path] = value
     return flat
-
-
-# Fields whose value is itself a mapping (not a section): never flattened.
-_MAPPING_FIELDS = {"data.fields"}
 
 
 def _nest(flat: dict[str, Any]) -> dict[str, Any]:

@@ -178,7 +178,7 @@ class ASCCTrainingAdversary:
             texts, groups = self.hulls.length_groups(batch.examples, self.segments, self.seed, round_)
             inputs = model.encode_examples(texts).to(model.device)
         hull = self.hulls.build(texts, inputs, self.segments, groups)
-        init = start_logits(hull, [e.uid for e in batch.examples], self.seed, round_, model.spec.max_length)
+        init = self.starts(model, batch, round_, hull)
         hull = hull.to(model.device)
         with torch.no_grad(), eval_mode(model):
             clean_eval_logits = model(**batch.inputs)  # the adversary's target: p_clean without dropout

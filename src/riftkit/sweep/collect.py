@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..config import flatten_sections
 from ..evaluation.statistics import mean_ci
 from ..evaluation.study import ATTACK_METRICS, METRICS, load_runs, study_table
 from ..reports import plots, tables
 from .provenance import ATTACK_CODE, TRAINING_CODE, CodeState, changed_files, current_code
 from .runner import Sweep
-from .spec import _flatten
 
 TABLE_FILES = ("table.json", "table.csv", "table.md")
 
@@ -132,7 +132,7 @@ def ablation_rows(table: dict, runs: list[dict], key: str) -> list[dict]:
     Runs compare on their recorded resolved configs (``run.json``), apart from per-run fields (seed, name,
     output folder, progress bar) and fields one of them lacks (added to riftkit since it ran).
     """
-    configs = {run["variant"]: _flatten(run.get("config") or {}) for run in runs}
+    configs = {run["variant"]: flatten_sections(run.get("config") or {}) for run in runs}
 
     def same_but_key(a: dict, b: dict) -> bool:
         shared = (set(a) & set(b)) - PER_RUN_FIELDS - {key}

@@ -46,7 +46,7 @@ from typing import Any
 
 import yaml
 
-from ..config import AttackConfig, ConfigError, ExperimentConfig, apply_overrides, from_dict, load_config, read_yaml_mapping
+from ..config import AttackConfig, ConfigError, ExperimentConfig, apply_overrides, flatten_sections, from_dict, load_config, read_yaml_mapping
 
 SWEEP_KEYS = {"name", "base", "overrides", "output_dir", "results_dir", "seeds", "baseline", "comparisons", "methods", "evaluation"}
 METHOD_KEYS = {"overrides", "tune", "grid", "attacks", "seeds"}
@@ -188,7 +188,7 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         if chosen is not None and (not isinstance(chosen, list) or not all(isinstance(a, str) for a in chosen)):
             raise ConfigError(f"{mwhere}.attacks: expected a list of attack names, got {chosen!r}")
         own_seeds = body.get("seeds")
-        spec = MethodSpec(str(name_), _flatten(_typed(body.get("overrides") or {}, dict, f"{mwhere}.overrides")),
+        spec = MethodSpec(str(name_), flatten_sections(_typed(body.get("overrides") or {}, dict, f"{mwhere}.overrides")),
                           _value_lists(body.get("tune") or {}, f"{mwhere}.tune"), _value_lists(body.get("grid") or {}, f"{mwhere}.grid"),
                           None if chosen is None else tuple(chosen),
                           None if own_seeds is None else tuple(_seeds(own_seeds, f"{mwhere}.seeds")))
@@ -217,7 +217,7 @@ def load_sweep(path: str | Path, overrides: list[str] | None = None) -> SweepSpe
         output_dir=Path(_typed(raw["output_dir"], str, f"{where}: output_dir")),
         results_dir=Path(raw["results_dir"]) if raw.get("results_dir") else None,
         seeds=seeds, baseline=baseline, methods=methods,
-        overrides=_flatten(_typed(raw.get("overrides") or {}, dict, f"{where}: overrides")),
+        overrides=flatten_sections(_typed(raw.get("overrides") or {}, dict, f"{where}: overrides")),
         attack=_typed(evaluation.get("attack") or {}, dict, f"{where}: evaluation.attack"), attacks=attacks,
     )
     some_winners = {m.name: dict(_product(m.tune)[0]) for m in methods.values() if m.tune}  # any value: to plan every run now
@@ -253,20 +253,6 @@ def _typed(value: Any, kind: type, where: str) -> Any:
     if not isinstance(value, kind):
         raise ConfigError(f"{where}: expected a {kind.__name__}, got {value!r}")
     return value
-
-
-def _flatten(values: dict, prefix: str = "") -> dict[str, Any]:
-    """``{model: {encoder: x}}`` and ``{model.encoder: x}`` alike become ``{"model.encoder": x}``
-    (a command-line override ``overrides.model.encoder=x`` arrives nested), so that an override
-    replaces one field, never a whole section."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            flat.update(_flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
 
 
 def _value_lists(values: dict, where: str) -> dict[str, list[Any]]:

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..config import flatten_sections
 from ..files import DamagedFileError, check_safetensors, writing
 
 CHECKPOINT_DIR = "checkpoints"
@@ -207,19 +208,10 @@ def _fsync(path: Path) -> None:
 
 
 # -- the run's configuration -----------------------------------------------------------------------
-def _flatten(values: Any, prefix: str = "") -> dict[str, Any]:
-    if isinstance(values, dict):
-        flat: dict[str, Any] = {}
-        for key, value in values.items():
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        return flat
-    return {prefix[:-1]: values}
-
-
 def config_changes(saved: dict, current: dict, ignored: tuple[str, ...] = ()) -> list[str]:
     """``key: old -> new`` for every dotted key whose value differs (a key only on one side counts), except
     ``ignored`` ones (the config's ``NOT_A_RESULT`` fields: ``riftkit.config.result_free_paths``)."""
-    old, new = _flatten(saved), _flatten(current)
+    old, new = flatten_sections(saved), flatten_sections(current)
     changes = []
     for key in sorted(set(old) | set(new)):
         if key in ignored:
