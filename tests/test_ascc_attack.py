@@ -241,3 +241,36 @@ def test_ascc_refuses_the_constraints_it_does_not_apply(polar, field, value):
         AttackConfig(attack="ascc", **{field: value})
     build_attack(AttackSetup(polar, SENTIMENT, SUBS, AttackConfig(attack="ascc", lm="none")))  # none: fine
     AttackConfig(attack="pwws", **{field: value})  # the black-box searches apply it
+
+
+def test_length_group_search_reaches_substitutes_of_another_token_count(polar):
+    """attack.ascc.hull: length_groups (issue 24): the relaxed search itself reaches "bad" -> "lousy"/"tedious"
+    (2 tokens), with no enumeration and no one-word moves bolted on; the same-length hull cannot."""
+    subs = SubstitutionSet({"bad": ["poor", "lousy", "tedious"]})
+    example = Example((("bad", "plot"),), 0, "other-length")
+    kwargs = {"enumerate_max": 0, "candidates": 0, "restarts": 12, "seed": 1}
+    same = ASCCAttack(polar, HullBuilder(polar.tokenizer, subs), **kwargs).attack([example])[0]
+    assert same.outcome == "failed" and same.queries == 1 + 13 * 10 + 1  # every round's argmax is one text ("poor plot")
+    grouped = ASCCAttack(polar, HullBuilder(polar.tokenizer, subs), hull="length_groups", **kwargs).attack([example])[0]
+    assert grouped.outcome == "succeeded" and grouped.adversarial[0][0] in ("lousy", "tedious")
+
+
+def test_length_group_result_does_not_depend_on_the_batch(polar):
+    examples = victims()[3:9]
+    kwargs = {"enumerate_max": 0, "restarts": 3, "candidates": 2, "seed": 5, "hull": "length_groups"}
+    together = attack(polar, examples, batch_size=len(examples), **kwargs)
+    for example, result in zip(examples, together):
+        alone = attack(polar, [example], **kwargs)[0]
+        assert (alone.outcome, alone.adversarial, alone.queries) == (result.outcome, result.adversarial, result.queries)
+    single = attack(polar, examples, decode="single", batch_size=len(examples), **kwargs)
+    for example, result in zip(examples, single):
+        alone = attack(polar, [example], decode="single", **kwargs)[0]
+        assert (alone.outcome, alone.adversarial) == (result.outcome, result.adversarial)
+
+
+def test_the_config_chooses_the_search_hull(polar):
+    search = ASCCSearchConfig(hull="length_groups")
+    built = ASCCAttack.from_config(polar, HullBuilder(polar.tokenizer, SUBS), search, seed=0)
+    assert built.hull == "length_groups"
+    with pytest.raises(ValueError, match="attack.ascc.hull"):
+        ASCCAttack(polar, HullBuilder(polar.tokenizer, SUBS), hull="bogus")

@@ -241,6 +241,10 @@ class ASCCSearchConfig:
     # Examples whose relaxed searches run as one batch. A result field: the single decode shares one random draw
     # over the batch, and padding to the batch's longest example changes float sums.
     examples_per_search: int = 32
+    # Which substitutions the relaxed search can reach (substitutions/hull.py), as objective.adversary.hull:
+    # "same_length" (the word's token count only) or "length_groups" (one token-count group per word and search
+    # round, keyed by (seed, example, round): every substitute of the set is reachable over rounds).
+    hull: Literal["same_length", "length_groups"] = "same_length"
 
     def __post_init__(self) -> None:
         _check_non_negative(self, "attack.ascc", ("steps", "restarts", "candidates", "enumerate_max"))

@@ -55,13 +55,13 @@ from ..config import AttackConfig, ASCCSearchConfig
 from ..data.examples import Example
 from ..models.classifier import Classifier
 from ..objectives.ascc import ASCCAdversary, start_logits
-from ..substitutions.hull import Hull, HullBuilder
+from ..substitutions.hull import HULL_KINDS, Hull, HullBuilder
 from .base import FAILED, SKIPPED, SUCCEEDED, AttackResult, build_result, outcome_rates
 from ..models.modes import eval_mode
 
 DECODES = ("single", "strong")
 # Defaults live in ASCCSearchConfig, attack.ascc (benchmarks/ascc_strength.py measures the choice).
-DECODE, RESTARTS = ASCCSearchConfig.decode, ASCCSearchConfig.restarts
+DECODE, RESTARTS, HULL = ASCCSearchConfig.decode, ASCCSearchConfig.restarts, ASCCSearchConfig.hull
 CANDIDATES, ENUMERATE_MAX = ASCCSearchConfig.candidates, ASCCSearchConfig.enumerate_max
 FORWARD_BATCH_SIZE = AttackConfig.forward_batch_size
 
@@ -108,7 +108,7 @@ class ASCCAttack:
     def __init__(
         self, model: Classifier, hulls: HullBuilder, steps: int = 10, lr: float = 1.0, sparse_weight: float = 15.0,
         batch_size: int = 32, seed: int = 0, decode: str = DECODE, restarts: int = RESTARTS, candidates: int = CANDIDATES,
-        enumerate_max: int = ENUMERATE_MAX, forward_batch_size: int = 32,
+        enumerate_max: int = ENUMERATE_MAX, forward_batch_size: int = 32, hull: str = HULL,
     ):
         """``batch_size``: examples per search; ``forward_batch_size``: texts per forward when scoring discrete texts.
 
@@ -117,6 +117,9 @@ class ASCCAttack:
         """
         ASCCSearchConfig(steps=steps, decode=decode, restarts=restarts, candidates=candidates, enumerate_max=enumerate_max,
                          examples_per_search=batch_size)
+        if hull not in HULL_KINDS:
+            raise ValueError(f"attack.ascc.hull must be one of {list(HULL_KINDS)}, got {hull!r}")
+        self.hull = hull
         self.model, self.hulls, self.batch_size, self.seed = model, hulls, batch_size, seed
         self.decode, self.restarts, self.candidates, self.enumerate_max = decode, restarts, candidates, enumerate_max
         self.forward_batch_size = forward_batch_size
@@ -130,7 +133,7 @@ class ASCCAttack:
         (``registry.build_ascc``) and model selection (``training.selection.DevEvaluator``) share."""
         return cls(model, hulls, steps=search.steps, batch_size=search.examples_per_search, seed=seed, decode=search.decode,
                    restarts=search.restarts, candidates=search.candidates, enumerate_max=search.enumerate_max,
-                   forward_batch_size=forward_batch_size)
+                   forward_batch_size=forward_batch_size, hull=search.hull)
 
     def attack(self, examples: Sequence[Example], on_result: Callable[[AttackResult], None] | None = None) -> list[AttackResult]:
         """One result per example, in input order; ``on_result`` is called as each batch finishes."""
@@ -157,11 +160,12 @@ class ASCCAttack:
             with torch.no_grad():
                 clean_probs = torch.softmax(model(**inputs).float(), dim=-1).cpu()
             predictions = clean_probs.argmax(-1)
-            hull = self.hulls.build(examples, inputs, self.segments).to(model.device)
+            texts, search_inputs, hull = self._hull(examples, inputs, 0)
+            hull = hull.to(model.device)
             # the start is drawn per (seed, uid), as the strong decode's: an example's result does not depend on its batch
             init = start_logits(hull, [e.uid for e in examples], self.seed, 0, model.spec.max_length).to(model.device)
-            found = self.adversary.search(model, inputs, hull, labels, init=init)
-            decoded = hull.decode(examples, found.weights.cpu())
+            found = self.adversary.search(model, search_inputs, hull, labels, init=init)
+            decoded = hull.decode(texts, found.weights.cpu())
             adversarial_probs = model.predict_proba([adv.segments for adv, _ in decoded])
             adversarial_predictions = adversarial_probs.argmax(-1)
         segment = self.segments[0]
@@ -190,7 +194,8 @@ class ASCCAttack:
             neighbourhoods = {i: self.neighbourhood(examples[i], visible=lambda i=i: self._visible(states[i])) for i in attacked}
             self._score([(states[i], texts) for i, texts in neighbourhoods.items() if texts is not None])
             pending = [i for i in attacked if neighbourhoods[i] is None]
-            hull = self.hulls.build(examples, inputs, self.segments) if pending else None  # built once, sliced per round
+            # same_length: one hull, built once and sliced per round; length_groups: one per round (its own groups)
+            hull = self.hulls.build(examples, inputs, self.segments) if pending and self.hull == "same_length" else None
             for round_ in range(1 + self.restarts):
                 pending = [i for i in pending if states[i].flip is None]
                 if pending:
@@ -207,44 +212,65 @@ class ASCCAttack:
                                             original_probs=p_clean, adversarial_probs=state.flip.probabilities))
         return results
 
-    def _search_round(self, states: list[_State], pending: list[int], inputs: BatchEncoding, hull: Hull, round_: int) -> list[int]:
-        """Search ``round_`` (0: the first) for the ``pending`` rows of the batch (``inputs``, ``hull``) from each
-        one's random start for that round, then score its discrete texts; returns the rows worth another search
-        (a row with no word in the hull gets its outside-hull texts once, no search)."""
-        model = self.model
+    def _hull(self, examples: Sequence[Example], inputs: BatchEncoding, round_: int) -> tuple[Sequence[Example], BatchEncoding, Hull]:
+        """The texts the search of ``round_`` starts from, their encoding and their hull: the examples themselves
+        (same_length), or each word at the anchor of its token-count group for that round (length_groups; the draw is
+        keyed by (seed, uid, round_), so it does not depend on the batch)."""
+        if self.hull == "same_length":
+            return examples, inputs, self.hulls.build(examples, inputs, self.segments)
+        anchors, groups = self.hulls.length_groups(examples, self.segments, self.seed, round_)
+        encoded = self.model.encode_examples(anchors).to(self.model.device)
+        return anchors, encoded, self.hulls.build(anchors, encoded, self.segments, groups)
+
+    def _search_round(self, states: list[_State], pending: list[int], inputs: BatchEncoding, hull: Hull | None, round_: int) -> list[int]:
+        """Search ``round_`` (0: the first) for the ``pending`` rows of the batch (``inputs``; ``hull``: the batch's
+        same-length hull, None for length groups, which are drawn here for the round) from each one's random start for
+        that round, then score its discrete texts; returns the rows worth another search (same_length: a row with no
+        word in the hull gets its outside-hull texts once, no search; length_groups: the next round draws new groups)."""
+        model, segment = self.model, self.segments[0]
+        if hull is None:
+            anchors, inputs, hull = self._hull([states[i].example for i in pending], None, round_)
+            bases = [a.segments[segment] for a in anchors]
+            at = list(range(len(pending)))  # row of each pending example in this round's inputs and hull
+        else:
+            bases = [states[i].words for i in pending]
+            at = pending
         K = hull.candidate_mask.shape[-1]
-        requests = [(states[i], self.search_texts(hull, i, torch.zeros(0, K), states[i].words, self._visible(states[i])).all())
-                    for i in pending if not hull.words[i]]
-        rows = [i for i in pending if hull.words[i]]
+        requests = [(states[i], self.search_texts(hull, r, torch.zeros(0, K), states[i].words, self._visible(states[i]), base).all())
+                    for i, r, base in zip(pending, at, bases) if not hull.words[r]]
+        rows = [(i, r, base) for i, r, base in zip(pending, at, bases) if hull.words[r]]
         if rows:
             # the rows as if encoded alone: the same padding width, hence the same numbers as a fresh encoding
-            index = torch.tensor(rows, device=inputs["attention_mask"].device)
+            index = torch.tensor([r for _, r, _ in rows], device=inputs["attention_mask"].device)
             width = int(inputs["attention_mask"][index].sum(-1).max())
             sub_inputs = BatchEncoding({k: v[index, :width] for k, v in inputs.items()})
-            sub_hull = hull.select(rows, width)
-            labels = torch.tensor([states[i].example.label for i in rows], device=model.device)
-            init = start_logits(sub_hull, [states[i].example.uid for i in rows], self.seed, round_, model.spec.max_length)
+            sub_hull = hull.select([r for _, r, _ in rows], width)
+            labels = torch.tensor([states[i].example.label for i, _, _ in rows], device=model.device)
+            init = start_logits(sub_hull, [states[i].example.uid for i, _, _ in rows], self.seed, round_, model.spec.max_length)
             weights = self.adversary.search(model, sub_inputs, sub_hull.to(model.device), labels, init=init).weights.cpu()
-            for b, i in enumerate(rows):
+            for b, (i, _, base) in enumerate(rows):
                 states[i].queries += self.adversary.steps
-                requests.append((states[i], self.search_texts(sub_hull, b, weights[b], states[i].words, self._visible(states[i])).all()))
+                requests.append((states[i], self.search_texts(sub_hull, b, weights[b], states[i].words, self._visible(states[i]), base).all()))
         self._score(requests)
-        return rows
+        return pending if self.hull == "length_groups" else [i for i, _, _ in rows]
 
     def _visible(self, state: _State) -> int:
         if state.visible is None:
             state.visible = self.model.visible_words(state.example.segments)[self.segments[0]]
         return state.visible
 
-    def search_texts(self, hull: Hull, b: int, weights: torch.Tensor, words: tuple[str, ...], visible: int) -> SearchTexts:
+    def search_texts(self, hull: Hull, b: int, weights: torch.Tensor, words: tuple[str, ...], visible: int,
+                     base: tuple[str, ...] | None = None) -> SearchTexts:
         """Discrete texts from one example's search weights [W, K] (W: its words in the hull, may be 0).
 
-        ``words``: the attacked segment; ``visible``: how many of its words the model sees (max_length).
+        ``words``: the attacked segment; ``visible``: how many of its words the model sees (max_length);
+        ``base``: the text the hull was built on (length groups: each word at its group's anchor; default ``words``).
         """
+        base = words if base is None else base
         W = len(hull.words[b])
         weights = weights[:W].masked_fill(~hull.candidate_mask[b, :W], -1.0)
         choice = weights.argmax(-1).tolist() if W else []
-        argmax = list(words)
+        argmax = list(base)
         for w, word in enumerate(hull.words[b]):
             argmax[word.position] = word.candidates[choice[w]]
 
@@ -264,8 +290,11 @@ class ASCCAttack:
         # (1 - weight of the original), words outside the hull last, then by position and the set's order.
         away = {word.position: 1.0 - float(weights[w, 0]) for w, word in enumerate(hull.words[b])}
         inside = {word.position: set(word.candidates) for word in hull.words[b]}
+        # (a word the groups moved off the original may also move back to it: j = -1)
         outside = [(-away.get(i, -1.0), i, j, sub) for i, word in enumerate(words[:visible])
-                   for j, sub in enumerate(self.hulls.substitutions[word]) if sub not in inside.get(i, ())]
+                   for j, sub in enumerate(self.hulls.substitutions[word] if base[i] == word else (word, *self.hulls.substitutions[word]),
+                                           start=0 if base[i] == word else -1)
+                   if sub not in inside.get(i, ()) and sub != argmax[i]]
         texts.outside_moves.extend(moved(i, sub) for _, i, _, sub in sorted(outside)[: self.candidates])
         return texts
 
