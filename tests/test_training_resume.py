@@ -210,3 +210,61 @@ def test_keep_checkpoints_keeps_the_last_k_and_a_new_run_starts_clean(make_tiny,
     assert result.state.step == 4
     assert [r["event"] for r in read_metrics(Path(config.output_dir) / "metrics.jsonl")][:1] == ["start"]
     assert sum(r["event"] == "start" for r in read_metrics(Path(config.output_dir) / "metrics.jsonl")) == 1
+
+
+def test_warm_starts_are_checkpointed_and_resume_bit_identically(make_tiny, tmp_path):
+    """objective.adversary.warm_starts (issue 24, item 3): each example's search starts where its previous one ended;
+    the remembered starts go into the checkpoint, so a run resumed mid-way ends bit-identical; and they matter: the
+    same run without them ends elsewhere."""
+    from riftkit.config import AdversaryConfig, ObjectiveConfig
+
+    substitutions = tmp_path / "substitutions.json"
+    substitutions.write_text(json.dumps({"good": ["fine", "nice", "decent"], "bad": ["poor", "lousy", "awful"], "film": ["movie", "picture"],
+                                         "plot": ["story"]}))
+    splits = toy_splits()
+
+    def config_with(warm_starts: int, folder: str):
+        config = tiny_config(tmp_path / folder, epochs=3, checkpoint_every_steps=2, keep_checkpoints=10, method="adv")
+        config.objective = ObjectiveConfig(substitutions=str(substitutions),
+                                           adversary=AdversaryConfig(steps=1, lr=10.0, hull="length_groups", warm_starts=warm_starts))
+        return config
+
+    config = config_with(100, "warm")
+    first = train(config, splits, model=make_tiny(), evaluate_test=False)
+    checkpoints = first.output_dir / "checkpoints"
+    reference_best, reference_final = tensors_of(first.output_dir / "best"), tensors_of(checkpoints / "step-12")
+    remembered = torch.load(checkpoints / "step-6" / "objective.pt", weights_only=True)["task_term"]["warm_starts"]
+    assert sorted(remembered["uids"]) == sorted(e.uid for e in splits.train)  # 32 examples, 4 steps of 8: all searched
+    for step in (8, 10, 12):
+        shutil.rmtree(checkpoints / f"step-{step}")
+    train(config, splits, model=make_tiny(), resume=True, evaluate_test=False)
+    assert_bit_identical(tensors_of(first.output_dir / "best"), reference_best)
+    assert_bit_identical(tensors_of(checkpoints / "step-12"), reference_final)
+
+    cold = train(config_with(0, "cold"), splits, model=make_tiny(), evaluate_test=False)
+    cold_final = tensors_of(cold.output_dir / "checkpoints" / "step-12")
+    assert any(not torch.equal(v, cold_final[k]) for k, v in reference_final.items() if k.startswith("model.safetensors"))
+
+
+def test_warm_starts_keep_the_remembered_candidates_and_forget_the_oldest_examples(tokenizer):
+    from riftkit.data import Example
+    from riftkit.objectives.ascc import LOG_WEIGHT_FLOOR, WarmStarts
+    from riftkit.substitutions import SubstitutionSet
+    from riftkit.substitutions.hull import HullBuilder
+
+    hulls = HullBuilder(tokenizer, SubstitutionSet({"good": ["fine", "nice"], "bad": ["poor", "awful"]}))
+    examples = [Example((("a", "good", "film"),), 1, "g"), Example((("bad", "film"),), 0, "b")]
+    encoding = tokenizer([list(e.segments[0]) for e in examples], is_split_into_words=True, padding=True, return_tensors="pt")
+    hull = hulls.build(examples, encoding, [0])
+    warm = WarmStarts(max_examples=1)
+    weights = torch.tensor([[[0.1, 0.8, 0.1]], [[0.0, 0.5, 0.5]]])
+    warm.remember(hull, ["g", "b"], weights)
+    assert list(warm.memory) == ["b"]  # one example kept: the most recent
+    fresh = torch.full((2, 1, 3), 0.25)
+    z = warm.starts(hull, ["g", "b"], fresh)
+    assert torch.equal(z[0], fresh[0])  # forgotten: the random start
+    assert z[1, 0, 0] == LOG_WEIGHT_FLOOR and torch.allclose(torch.softmax(z[1, 0], -1), torch.tensor([0.0, 0.5, 0.5]), atol=1e-4)
+    state = warm.state_dict()
+    again = WarmStarts(1)
+    again.load_state_dict(state)
+    assert torch.equal(again.starts(hull, ["g", "b"], fresh), z)

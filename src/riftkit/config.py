@@ -106,9 +106,13 @@ class AdversaryConfig:
     # token count, ~77% of the attack surface) or "length_groups" (every substitute: one token-count group per word
     # and round). The default stays same_length until dev evidence (issue 24) chooses.
     hull: Literal["same_length", "length_groups"] = "same_length"
+    # Warm starts (objectives/ascc.py WarmStarts): 0 = off (every search starts at random, as the paper); N = each
+    # example's search starts where its previous one ended, for the N most recently searched examples (memory-bounded;
+    # ~4 x words x candidates bytes an example; kept in checkpoints). For few inner steps (K = 1-2).
+    warm_starts: int = 0
 
     def __post_init__(self) -> None:
-        _check_non_negative(self, "objective.adversary", ("steps",))
+        _check_non_negative(self, "objective.adversary", ("steps", "warm_starts"))
 
 
 @dataclass

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import zlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -139,6 +140,76 @@ def start_logits(hull: Hull, keys: Sequence[str], seed: int, round_: int, length
     return z
 
 
+# A remembered search: per hull word, its key (segment, position, candidates) and the log-weights it ended at.
+WordKey = tuple[int, int, tuple[str, ...]]
+LOG_WEIGHT_FLOOR = -10.0  # remembered log-weights are floored here, so that a few inner steps can still move them
+
+
+class WarmStarts:
+    """Per-example warm starts of the hull logits z (issue 24, item 3): an example's search starts where its previous
+    search ended, so that searches of few inner steps (K = 1 or 2) accumulate over epochs, as in "free" adversarial
+    training (Shafahi et al., 2019; Zhu et al.'s FreeLB keeps its perturbations within a batch instead).
+
+    Stored per example (keyed by uid): for each hull word, the log-weights log w_ik of its candidates at the end of the
+    search (softmax-invariant, floored at ``LOG_WEIGHT_FLOOR``). A later search of the example starts every candidate
+    that was remembered at its log-weight, and every other one (a new length group, a new example) at the random
+    start's value, close to 0: that is, as likely as the best remembered candidate, so new candidates get tried.
+    Memory-bounded: at most ``max_examples`` examples, the least recently searched dropped first; about
+    (4 x words x candidates) bytes of tensor an example. Its state goes into the checkpoint, so resume stays
+    bit-identical.
+    """
+
+    def __init__(self, max_examples: int):
+        if max_examples <= 0:
+            raise ValueError(f"objective.adversary.warm_starts must be > 0 to keep warm starts, got {max_examples}")
+        self.max_examples = max_examples
+        self.memory: OrderedDict[str, tuple[list[WordKey], torch.Tensor]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.memory)
+
+    @staticmethod
+    def _keys(hull: Hull, b: int) -> list[WordKey]:
+        return [(w.segment, w.position, w.candidates) for w in hull.words[b]]
+
+    def starts(self, hull: Hull, uids: Sequence[str], fresh: torch.Tensor) -> torch.Tensor:
+        """Starting logits [B, W, K]: ``fresh`` (the random start) with every remembered candidate replaced."""
+        z = fresh.clone()
+        for b, uid in enumerate(uids):
+            remembered = self.memory.get(uid)
+            if remembered is None:
+                continue
+            by_candidate = {(segment, position, candidate): float(value)
+                            for (segment, position, candidates), row in zip(remembered[0], remembered[1])
+                            for candidate, value in zip(candidates, row.tolist())}
+            for w, (segment, position, candidates) in enumerate(self._keys(hull, b)):
+                for k, candidate in enumerate(candidates):
+                    value = by_candidate.get((segment, position, candidate))
+                    if value is not None:
+                        z[b, w, k] = value
+        return z
+
+    def remember(self, hull: Hull, uids: Sequence[str], weights: torch.Tensor) -> None:
+        """Keep each example's final weights [B, W, K] (as log-weights of its valid candidates)."""
+        log_weights = weights.detach().float().cpu().clamp_min(1e-30).log().clamp_min(LOG_WEIGHT_FLOOR)
+        for b, uid in enumerate(uids):
+            keys = self._keys(hull, b)
+            # [W_b, K]: the columns past a word's own candidates are never read
+            rows = log_weights[b, : len(keys)].clone()
+            self.memory[uid] = (keys, rows)
+            self.memory.move_to_end(uid)
+        while len(self.memory) > self.max_examples:
+            self.memory.popitem(last=False)
+
+    def state_dict(self) -> dict:
+        return {"uids": list(self.memory), "keys": [keys for keys, _ in self.memory.values()],
+                "log_weights": [rows for _, rows in self.memory.values()]}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.memory = OrderedDict((uid, ([(int(s), int(p), tuple(c)) for s, p, c in keys], rows))
+                                  for uid, keys, rows in zip(state["uids"], state["keys"], state["log_weights"]))
+
+
 class ASCCTrainingAdversary:
     """The training adversary of Adv-* and RIFT: Eq. 8 with the KL loss, as an :class:`~riftkit.objectives.base.Adversary`.
 
@@ -153,17 +224,21 @@ class ASCCTrainingAdversary:
     original word, and ``adv_other_length_share``, the share whose argmax candidate has another token count.
     """
 
-    def __init__(self, search: ASCCAdversary, hulls: HullBuilder, segments: tuple[int, ...], seed: int = 0, hull: str = "same_length"):
+    def __init__(self, search: ASCCAdversary, hulls: HullBuilder, segments: tuple[int, ...], seed: int = 0, hull: str = "same_length",
+                 warm_starts: int = 0):
         if hull not in HULL_KINDS:
             raise ValueError(f"objective.adversary.hull must be one of {list(HULL_KINDS)}, got {hull!r}")
         self.search, self.hulls, self.segments, self.seed, self.hull = search, hulls, segments, seed, hull
+        self.warm = WarmStarts(warm_starts) if warm_starts else None
         self.step = 0
 
     def state_dict(self) -> dict:
-        return {"step": self.step}
+        return {"step": self.step, **({"warm_starts": self.warm.state_dict()} if self.warm is not None else {})}
 
     def load_state_dict(self, state: dict) -> None:
         self.step = int(state["step"])
+        if self.warm is not None:
+            self.warm.load_state_dict(state["warm_starts"])
 
     def starts(self, model: Classifier, batch: TrainBatch, step: int, hull: Hull | None = None) -> torch.Tensor:
         """The search's starting logits [B, W, K] for ``batch`` in round ``step``."""
@@ -179,10 +254,15 @@ class ASCCTrainingAdversary:
             inputs = model.encode_examples(texts).to(model.device)
         hull = self.hulls.build(texts, inputs, self.segments, groups)
         init = self.starts(model, batch, round_, hull)
+        uids = [e.uid for e in batch.examples]
+        if self.warm is not None:
+            init = self.warm.starts(hull, uids, init)
         hull = hull.to(model.device)
         with torch.no_grad(), eval_mode(model):
             clean_eval_logits = model(**batch.inputs)  # the adversary's target: p_clean without dropout
         found = self.search.search(model, inputs, hull, clean_eval_logits, init=init.to(model.device))
+        if self.warm is not None:
+            self.warm.remember(hull, uids, found.weights)
         if step is None:
             self.step += 1
         stats = self.substitution_stats(batch.examples, texts, hull, found.weights)

@@ -102,7 +102,7 @@ def build_objective(method: str, config: ObjectiveConfig, model: Classifier, sub
         a = config.adversary
         search = ASCCAdversary(steps=a.steps, lr=a.lr, sparse_weight=a.sparse_weight, loss="kl")
         adversary = ASCCTrainingAdversary(search, HullBuilder(model.tokenizer, substitutions), (model.spec.task_spec.attacked_segment,),
-                                          seed=seed, hull=a.hull)
+                                          seed=seed, hull=a.hull, warm_starts=a.warm_starts)
         task_term = AdversarialObjective(adversary, config.beta)
     teacher = info = None
     if info_kind != "none":

@@ -168,6 +168,10 @@ class Trainer:
         probe = sample(splits.dev, cfg.forgetting_probe_size, seed=cfg.seed) if cfg.forgetting_probe_size else []
         self.forgetting = ForgettingProbe(model, probe, cfg.eval_batch_size)
         self.objective = objective = build_objective(cfg.method, config.objective, model, substitutions, seed=cfg.seed)
+        if self.world > 1 and config.objective.adversary.warm_starts and cfg.method != "standard":
+            # each process would remember its own shard's searches, and only the main process writes checkpoints
+            raise ConfigError("objective.adversary.warm_starts needs one process (resume could not restore the other "
+                              "processes' warm starts); set it to 0 or train in one process")
         self.evaluate_dev = DevEvaluator(config, splits, model, HullBuilder(model.tokenizer, substitutions) if substitutions else None)
         self._check_info_term()
         self.optimizer = build_optimizer(model.encoder, [model.head, *objective.task_modules()], cfg.lr, cfg.encoder_weight_decay, cfg.head_weight_decay)
