@@ -3,11 +3,19 @@
     RIFTKIT_DATA_DIR=../shared/data python benchmarks/ascc_strength.py \
         --models runs/cpu-sst2-standard-small/best runs/cpu-sst2-adv/best --one-word-model runs/demo/best [--sweep]
 
-For every SST-2 model: the same seeded 200 of the 500 dev phrases carved from
-train (``dataset: sst2, dev_size: 500``, as configs/cpu/sst2_adv.yaml; the
-sample that ``riftkit attack --split dev --n 200 data.dev_size=500`` takes),
-attacked by PWWS, ASCC with the paper's single decode and ASCC with the strong
-decode (defaults of attack.ascc, ASCCSearchConfig). ASCC runs with the settings of model
+Issue 24's check (ASCC selects the models, so it must not be weaker than PWWS), on examples model selection
+never saw:
+
+    RIFTKIT_DATA_DIR=../shared/data python benchmarks/ascc_strength.py --one-word-model '' \
+        --models runs/margin-sst2/runs/standard-seed0/best runs/margin-sst2/runs/adv_base-seed0/best \
+        --out benchmarks/results/ascc_vs_pwws_disjoint.json
+
+For every SST-2 model: a seeded 200 of the 500 dev phrases carved from train (``dataset: sst2, dev_size: 500``,
+as configs/cpu/sst2_adv.yaml): by default (``--examples disjoint``) drawn from the 300 that model selection's
+seeded 200 leaves out; ``--examples selection``: selection's own 200 (what this benchmark used before issue 24),
+attacked by PWWS, ASCC with the paper's single decode, the strong decode on the same-length hull and on length
+groups (attack.ascc.hull), and both searches alone (argmax texts only: no enumeration, no one-word moves), so that
+the table shows how much of the strength is the relaxed search's. ASCC runs with the settings of model
 selection (DevEvaluator: 10 steps, 32 examples per search, 32 texts per
 forward), so its wall time is the cost of one dev evaluation's robust metric.
 ``--sweep`` first tabulates the strong decode over a grid of restarts,
@@ -41,9 +49,28 @@ ONE_WORD = [("bad", 0), ("awful", 0), ("great", 1), ("good", 1), ("boring", 0), 
 MAIN = {
     "pwws": {"attack": "pwws"},
     "ascc-single": {"attack": "ascc", "ascc": {"decode": "single"}},
-    "ascc-strong": {"attack": "ascc"},
+    "ascc-strong": {"attack": "ascc", "ascc": {"hull": "same_length"}},
+    # issue 24: the relaxed search over every token count (attack.ascc.hull: length_groups)
+    "ascc-groups": {"attack": "ascc", "ascc": {"hull": "length_groups"}},
+    # the relaxed searches alone (their argmax texts; no enumeration, no one-word moves): where the strength comes from
+    "ascc-search-only": {"attack": "ascc", "ascc": {"hull": "same_length", "enumerate_max": 0, "candidates": 0}},
+    "ascc-groups-search-only": {"attack": "ascc", "ascc": {"hull": "length_groups", "enumerate_max": 0, "candidates": 0}},
 }
 SWEEP_RESTARTS, SWEEP_CANDIDATES, SWEEP_ENUMERATE = (0, 1, 2, 4), (0, 8, 16, 32), (0, 64, 256)
+
+
+def train_seconds_per_epoch(metrics: Path) -> float | None:
+    """Mean training seconds per epoch of a run (each epoch's time since the previous event, dev evaluations excluded)."""
+    if not metrics.is_file():
+        return None
+    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    spans, previous = [], 0.0
+    for record in records:
+        if record["event"] == "train_epoch":
+            spans.append(record["time_s"] - previous)
+        if "time_s" in record and record["event"] in ("train_epoch", "eval", "start"):
+            previous = record["time_s"]
+    return round(sum(spans) / len(spans), 1) if spans else None
 
 
 def run(model, task, substitutions, examples, fields: dict) -> dict:
@@ -162,6 +189,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=["runs/cpu-sst2-standard-small/best", "runs/cpu-sst2-adv/best"])
     parser.add_argument("--one-word-model", default="runs/demo/best", help="'' to skip the one-word case")
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--examples", choices=["disjoint", "selection"], default="disjoint",
+                        help="disjoint (default): a seeded --n of the dev phrases that model selection does NOT attack (the 300 "
+                             "outside its seeded 200); selection: selection's own 200 (as this benchmark did before issue 24)")
+    parser.add_argument("--selection-size", type=int, default=200, help="train.select_max_examples of the models' runs")
+    parser.add_argument("--selection-seed", type=int, default=0, help="train.seed of the models' runs (seeds the selection subset)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sweep", action="store_true", help="also the strong decode with other restarts / candidates")
     parser.add_argument("--attacks", nargs="*", default=list(MAIN), choices=list(MAIN), help="which of the main attacks to run (results merge into --out)")
@@ -176,10 +208,17 @@ def main() -> None:
 
     if args.models:
         splits = load_splits(DataConfig(dataset="sst2", dev_size=500), args.data_dir)
-        examples = sample(splits.dev, args.n, args.seed)
+        if args.examples == "selection":
+            examples = sample(splits.dev, args.n, args.seed)
+        else:
+            selected = {e.uid for e in sample(splits.dev, args.selection_size, args.selection_seed)}
+            examples = sample([e for e in splits.dev if e.uid not in selected], args.n, args.seed)
+        report["examples"] = {"split": "dev", "which": args.examples, "n": len(examples), "seed": args.seed,
+                              "selection_size": args.selection_size, "selection_seed": args.selection_seed}
         for path in args.models:
             model = load_classifier(path)
             rows = report["models"].setdefault(path, {})
+            rows["train_s_per_epoch"] = train_seconds_per_epoch(Path(path).parent / "metrics.jsonl")
             if args.sweep:
                 rows["sweep"] = sweep(model, splits.task, substitutions, examples, args.seed)
                 print_sweep(rows["sweep"])
@@ -191,11 +230,13 @@ def main() -> None:
                 r = rows[name]
                 print(f"{path:<36} {name:<20} vanilla {r['vanilla_accuracy']:.3f}  robust {r['robust_accuracy']:.3f}  "
                       f"queries {r['mean_queries']:7.1f}  wall {r['wall_time_s']:7.1f} s", flush=True)
-            if not all(k in rows for k in MAIN):
-                continue
-            strong, single, pwws = (set(rows[k]["succeeded"]) for k in ("ascc-strong", "ascc-single", "pwws"))
-            rows["overlap"] = {"single_not_strong": len(single - strong), "strong_not_single": len(strong - single),
-                               "pwws_not_strong": len(pwws - strong), "strong_not_pwws": len(strong - pwws)}
+            if all(k in rows for k in ("ascc-strong", "ascc-single", "pwws")):
+                strong, single, pwws = (set(rows[k]["succeeded"]) for k in ("ascc-strong", "ascc-single", "pwws"))
+                rows["overlap"] = {"single_not_strong": len(single - strong), "strong_not_single": len(strong - single),
+                                   "pwws_not_strong": len(pwws - strong), "strong_not_pwws": len(strong - pwws)}
+            if all(k in rows for k in ("ascc-groups", "pwws")):
+                groups, pwws = set(rows["ascc-groups"]["succeeded"]), set(rows["pwws"]["succeeded"])
+                rows["overlap_groups"] = {"pwws_not_groups": len(pwws - groups), "groups_not_pwws": len(groups - pwws)}
             out.parent.mkdir(parents=True, exist_ok=True)
             out.write_text(json.dumps(report, indent=2) + "\n")
 
@@ -210,11 +251,13 @@ def main() -> None:
             print(f"one-word {name:<12} flips {len(r['succeeded'])}/{len(examples)} (vanilla {r['vanilla_accuracy']:.3f}): "
                   + ", ".join(f"{uid.split('-', 1)[1]}->{text}" for uid, text in r["adversarial"].items()), flush=True)
 
-    print("\nSST-2 dev, 200 examples: robust accuracy (wall time, s)")
+    print(f"\nSST-2 dev, {report.get('examples', {}).get('n', args.n)} examples ({report.get('examples', {}).get('which', 'selection')}):"
+          " robust accuracy (wall time, s); training seconds per epoch of the model's run")
     names = [n for n in MAIN if any(n in rows for rows in report["models"].values())]
     print(f"{'model':<36} " + " ".join(f"{n:>20}" for n in names))
     for path, rows in report["models"].items():
-        print(f"{path:<36} " + " ".join(f"{rows[n]['robust_accuracy']:>11.3f} ({rows[n]['wall_time_s']:5.0f})" if n in rows else f"{'':>20}" for n in names))
+        print(f"{path:<36} " + " ".join(f"{rows[n]['robust_accuracy']:>11.3f} ({rows[n]['wall_time_s']:5.0f})" if n in rows else f"{'':>20}" for n in names)
+              + f"   train {rows.get('train_s_per_epoch') or float('nan'):.0f} s/epoch")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written {out}")
