@@ -6,6 +6,7 @@ import csv
 import gzip
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -20,6 +21,8 @@ from riftkit.sweep.collect import collect
 from riftkit.sweep.runner import Sweep
 
 from .test_attacks_victims import SUBS
+
+REPO = Path(__file__).resolve().parents[1]
 
 # -- statistics ------------------------------------------------------------------------------------
 
@@ -402,3 +405,18 @@ def test_code_verified_to_compute_the_same_counts_as_current(tmp_path):
     assert code.reference_commit == "c0" and code.evidence == ("retrained bit-identically", "older")
     path.write_text(json.dumps({"equivalences": records[2:]}))  # a record for other code does not apply
     assert current_code(path).training == {today["training"]}
+
+
+def test_the_fidelity_sweep_runs_the_three_cpu_configs():
+    """configs/study/fidelity_sst2.yaml builds its three runs from one base: each must equal its CPU config
+    (configs/cpu/sst2_{standard_small,adv,rift}.yaml) in every setting but the run's name and folder."""
+    import dataclasses
+
+    from riftkit.config import load_config, to_dict
+
+    study = load_sweep(REPO / "configs" / "study" / "fidelity_sst2.yaml")
+    runs = {run.method: study.experiment(run) for run in study.final_runs({})}
+    for method, path in {"standard": "sst2_standard_small", "adv_base": "sst2_adv", "rift": "sst2_rift"}.items():
+        expected = load_config(REPO / "configs" / "cpu" / f"{path}.yaml")
+        got = dataclasses.replace(runs[method], name=expected.name, output_dir=expected.output_dir)
+        assert to_dict(got) == to_dict(expected), method
