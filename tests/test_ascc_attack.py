@@ -249,7 +249,7 @@ def test_length_group_search_reaches_substitutes_of_another_token_count(polar):
     subs = SubstitutionSet({"bad": ["poor", "lousy", "tedious"]})
     example = Example((("bad", "plot"),), 0, "other-length")
     kwargs = {"enumerate_max": 0, "candidates": 0, "restarts": 12, "seed": 1}
-    same = ASCCAttack(polar, HullBuilder(polar.tokenizer, subs), **kwargs).attack([example])[0]
+    same = ASCCAttack(polar, HullBuilder(polar.tokenizer, subs), hull="same_length", **kwargs).attack([example])[0]
     assert same.outcome == "failed" and same.queries == 1 + 13 * 10 + 1  # every round's argmax is one text ("poor plot")
     grouped = ASCCAttack(polar, HullBuilder(polar.tokenizer, subs), hull="length_groups", **kwargs).attack([example])[0]
     assert grouped.outcome == "succeeded" and grouped.adversarial[0][0] in ("lousy", "tedious")

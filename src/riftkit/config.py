@@ -102,10 +102,10 @@ class AdversaryConfig:
     steps: int = 10  # K Adam steps on the hull weights
     lr: float = 1.0
     sparse_weight: float = 15.0  # lambda_sparse of the entropy term (divided by 300 x 128, the authors' scale)
-    # Which substitutions the search can reach (substitutions/hull.py): "same_length" (the substitutes with the word's
-    # token count, ~77% of the attack surface) or "length_groups" (every substitute: one token-count group per word
-    # and round). The default stays same_length until dev evidence (issue 24) chooses.
-    hull: Literal["same_length", "length_groups"] = "same_length"
+    # Which substitutions the search can reach (substitutions/hull.py): "length_groups" (the default since issue 24:
+    # every substitute of the set, one token-count group per word and round) or "same_length" (only substitutes with
+    # the word's token count, ~77% of the attack surface; the hull of the studies before issue 24).
+    hull: Literal["same_length", "length_groups"] = "length_groups"
     # Warm starts (objectives/ascc.py WarmStarts): 0 = off (every search starts at random, as the paper); N = each
     # example's search starts where its previous one ended, for the N most recently searched examples (memory-bounded;
     # ~4 x words x candidates bytes an example; kept in checkpoints). For few inner steps (K = 1-2).

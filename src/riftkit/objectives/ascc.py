@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import BatchEncoding
 
+from ..config import AdversaryConfig
 from ..models.classifier import Classifier
 from ..models.modes import eval_mode
 from ..substitutions.hull import HULL_KINDS, Hull, HullBuilder
@@ -224,8 +225,8 @@ class ASCCTrainingAdversary:
     original word, and ``adv_other_length_share``, the share whose argmax candidate has another token count.
     """
 
-    def __init__(self, search: ASCCAdversary, hulls: HullBuilder, segments: tuple[int, ...], seed: int = 0, hull: str = "same_length",
-                 warm_starts: int = 0):
+    def __init__(self, search: ASCCAdversary, hulls: HullBuilder, segments: tuple[int, ...], seed: int = 0, hull: str = AdversaryConfig.hull,
+                 warm_starts: int = AdversaryConfig.warm_starts):
         if hull not in HULL_KINDS:
             raise ValueError(f"objective.adversary.hull must be one of {list(HULL_KINDS)}, got {hull!r}")
         self.search, self.hulls, self.segments, self.seed, self.hull = search, hulls, segments, seed, hull
