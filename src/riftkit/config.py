@@ -246,9 +246,11 @@ class ASCCSearchConfig:
     # over the batch, and padding to the batch's longest example changes float sums.
     examples_per_search: int = 32
     # Which substitutions the relaxed search can reach (substitutions/hull.py), as objective.adversary.hull:
-    # "same_length" (the word's token count only) or "length_groups" (one token-count group per word and search
-    # round, keyed by (seed, example, round): every substitute of the set is reachable over rounds).
-    hull: Literal["same_length", "length_groups"] = "same_length"
+    # "length_groups" (the default since issue 24: one token-count group per word and search round, keyed by (seed,
+    # example, round), so every substitute of the set is reachable) or "same_length" (the word's token count only;
+    # before issue 24). On 200 dev phrases that selection never saw, length groups made ASCC at least as strong as
+    # PWWS where the same-length hull was not (benchmarks/ascc_strength.py, RESULTS.md).
+    hull: Literal["same_length", "length_groups"] = "length_groups"
 
     def __post_init__(self) -> None:
         _check_non_negative(self, "attack.ascc", ("steps", "restarts", "candidates", "enumerate_max"))
