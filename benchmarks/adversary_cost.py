@@ -52,6 +52,7 @@ SETTINGS: dict[str, tuple[str, dict, str]] = {
     "k1": ("adv", {"steps": 1, "lr": 10.0}, "fp32"),
     "k1_warm": ("adv", {"steps": 1, "lr": 10.0, "warm_starts": WARM}, "fp32"),
     "k1_warm_bf16": ("adv", {"steps": 1, "lr": 10.0, "warm_starts": WARM}, "bf16"),
+    "k1_bf16": ("adv", {"steps": 1, "lr": 10.0}, "bf16"),
 }
 # where each setting's trained run lives (relative to the repository)
 RUNS = {
