@@ -118,13 +118,19 @@ def test_search_path_scores_the_whole_neighbourhood_of_a_one_word_text(polar):
     """With enumeration off, the argmax text, its next-best hull candidates and the substitutes of another
     subword length (outside the hull) cover every substitute of a one-word text."""
     examples = [e for e in victims() if len(e.segments[0]) == 1]
-    results = attack(polar, examples, enumerate_max=0, restarts=0, candidates=8)
+    results = attack(polar, examples, enumerate_max=0, restarts=0, candidates=8, hull="same_length")
     for example, result in zip(examples, results):
         if result.outcome == "skipped":
             continue
         assert (result.outcome == "succeeded") == bool(brute_force(polar, example))
         # clean + 10 steps + every substitute once
         assert result.queries == 1 + 10 + len(SUBS[example.segments[0][0]])
+    # length groups: the texts start from each word's group anchor, and a move back to the original word is one of them
+    grouped = attack(polar, examples, enumerate_max=0, restarts=0, candidates=8, hull="length_groups")
+    for example, result in zip(examples, grouped):
+        if result.outcome != "skipped":
+            assert (result.outcome == "succeeded") == bool(brute_force(polar, example))
+            assert result.queries <= 1 + 10 + len(SUBS[example.segments[0][0]])  # no text scored twice
     hulls = HullBuilder(polar.tokenizer, SUBS)
     boring = next(r for e, r in zip(examples, results) if e.segments[0] == ("boring",))
     assert boring.adversarial == (("tedious",),) and hulls.usable_substitutes("boring") == [("dull", hulls.token_ids("dull"))]
@@ -134,7 +140,7 @@ def test_single_decode_is_the_papers_pipeline(polar):
     from riftkit.objectives.ascc import ASCCAdversary, start_logits
 
     examples = victims()
-    results = attack(polar, examples, decode="single", seed=3)
+    results = attack(polar, examples, decode="single", seed=3, hull="same_length")
     hulls = HullBuilder(polar.tokenizer, SUBS)
     inputs = polar.encode_examples(examples)
     hull = hulls.build(examples, inputs, [0])
