@@ -268,3 +268,32 @@ def test_warm_starts_keep_the_remembered_candidates_and_forget_the_oldest_exampl
     again = WarmStarts(1)
     again.load_state_dict(state)
     assert torch.equal(again.starts(hull, ["g", "b"], fresh), z)
+
+
+def test_a_run_begun_on_the_same_length_hull_does_not_resume_on_the_new_default(tmp_path):
+    """Issue 24 changed the hulls' default to length_groups: a run whose saved config.yaml predates the keys ran on
+    the same-length hull, so resuming it with today's defaults is refused, naming the keys; with the old hull it resumes."""
+    from riftkit.config import ExperimentConfig, TrainConfig, load_config, save_config
+    from riftkit.training.loop import check_resumable
+
+    config = ExperimentConfig(train=TrainConfig(method="adv"))
+    save_config(config, tmp_path / "config.yaml")
+    text = (tmp_path / "config.yaml").read_text()
+    assert text.count("hull: length_groups") == 2
+    (tmp_path / "config.yaml").write_text("\n".join(line for line in text.splitlines() if "hull:" not in line) + "\n")
+    with pytest.raises(ConfigError, match=r"objective\.adversary\.hull.*same_length.*length_groups"):
+        check_resumable(tmp_path, config)
+    check_resumable(tmp_path, load_config(None, ["train.method=adv", "objective.adversary.hull=same_length", "attack.ascc.hull=same_length"]))
+
+
+def test_an_ascc_attack_folder_begun_before_the_hull_setting_resumes_only_on_the_same_length_hull(tmp_path):
+    from riftkit.attacks.runner import check_settings
+
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"attack": "ascc", "ascc": {"steps": 10, "decode": "strong", "restarts": 1, "candidates": 16,
+                                                            "enumerate_max": 64, "examples_per_search": 32}}))
+    asked = {"attack": "ascc", "ascc": {"steps": 10, "decode": "strong", "restarts": 1, "candidates": 16, "enumerate_max": 64,
+                                        "examples_per_search": 32, "hull": "length_groups"}}
+    with pytest.raises(ConfigError, match="ascc"):
+        check_settings(path, asked)
+    check_settings(path, {**asked, "ascc": {**asked["ascc"], "hull": "same_length"}})

@@ -386,6 +386,12 @@ def result_free_paths(cls: type, prefix: str = "") -> tuple[str, ...]:
 
 
 # Attack keys that moved into a search's section: old flat name -> new place under ``attack``.
+# Settings added with a default that differs from the behaviour before they existed: a saved config.yaml (of a run
+# begun before the key existed) that lacks one ran with the value given here, and is read so. Without this, a run
+# begun with the same-length hull would resume on today's default without a word.
+PAST_DEFAULTS: dict[str, Any] = {"objective.adversary.hull": "same_length", "attack.ascc.hull": "same_length"}
+
+
 MOVED_KEYS: dict[type, dict[str, str]] = {
     AttackConfig: {
         "pwws_adaptive": "pwws.adaptive",
@@ -502,7 +508,8 @@ def nest_moved_keys(values: dict[str, Any], cls: type = AttackConfig) -> dict[st
     :data:`MOVED_KEYS` moved to their places, so that it compares with today's settings.
 
     An ASCC section written before ``examples_per_search`` existed gets 32: the search batch was then
-    ``in_flight``, whose default is 32 (it was not recorded, being a speed knob then).
+    ``in_flight``, whose default is 32 (it was not recorded, being a speed knob then); one written before
+    ``hull`` existed gets ``same_length``, the only hull then.
     """
     values = dict(values)
     for old, new in MOVED_KEYS.get(cls, {}).items():
@@ -515,6 +522,8 @@ def nest_moved_keys(values: dict[str, Any], cls: type = AttackConfig) -> dict[st
             nested.setdefault(key, values.pop(old))
     if cls is AttackConfig and isinstance(values.get("ascc"), dict) and "examples_per_search" not in values["ascc"]:
         values["ascc"] = {**values["ascc"], "examples_per_search": ASCCSearchConfig.examples_per_search}
+    if cls is AttackConfig and isinstance(values.get("ascc"), dict) and "hull" not in values["ascc"]:
+        values["ascc"] = {**values["ascc"], "hull": PAST_DEFAULTS["attack.ascc.hull"]}  # the only hull before issue 24
     return values
 
 
@@ -641,6 +650,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         return from_dict(ExperimentConfig, values, "")
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
+
+
+def load_saved_config(path: str | Path) -> ExperimentConfig:
+    """A run's own ``config.yaml`` as the run used it: moved keys migrated, the keys it lacks read as
+    :data:`PAST_DEFAULTS` where listed (else today's defaults)."""
+    present = flatten_sections(migrate_experiment(read_yaml_mapping(path), str(path)))
+    missing = [f"{key}={value}" for key, value in PAST_DEFAULTS.items() if key not in present]
+    return load_config(path, missing)
 
 
 def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..config import ConfigError, ExperimentConfig, ModelConfig, load_config, result_free_paths, save_config, to_dict
+from ..config import ConfigError, ExperimentConfig, ModelConfig, load_config, load_saved_config, result_free_paths, save_config, to_dict
 from ..data.examples import DatasetSplits, TaskSpec
 from ..data.roles import DataRecord
 from ..data.splits import sample
@@ -112,7 +112,7 @@ def check_resumable(out: Path, config: ExperimentConfig) -> None:
     saved_path = out / "config.yaml"
     if not saved_path.is_file():
         raise ConfigError(f"cannot resume: {saved_path} is missing")
-    saved = to_dict(load_config(saved_path))
+    saved = to_dict(load_saved_config(saved_path))
     changes = config_changes(saved, to_dict(config), ignored=result_free_paths(ExperimentConfig))
     if changes:
         raise ConfigError(f"cannot resume {out}: the configuration changed since the run started: " + "; ".join(changes)
