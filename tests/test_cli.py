@@ -97,3 +97,14 @@ def test_robust_and_clean_accuracy_are_reported_on_the_same_dev_examples(tmp_pat
     clean = evaluate_accuracy(load_classifier(out / "best"), subset)["accuracy"]
     assert summary["dev_robust_subset_accuracy"] == pytest.approx(clean)
     assert f"on 5 dev examples, clean accuracy on them {clean:.4f}" in row
+
+
+@pytest.mark.parametrize("command, override, sections", [
+    (["attack", "--model", "no-such-model", "--attack", "pwws", "--n", "3"], "train.epochs=3", "attack.*, data.*"),
+    (["evaluate", "--model", "no-such-model"], "attack.n=5", "data.*"),
+])
+def test_overrides_a_command_does_not_read_are_errors(command, override, sections, capsys):
+    """Issue 26, item 5: `riftkit attack ... train.epochs=3` used to run and drop the override without a word."""
+    assert main([*command, override]) == 2
+    err = capsys.readouterr().err
+    assert override.split("=")[0] in err and sections in err

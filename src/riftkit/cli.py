@@ -110,6 +110,15 @@ def _evaluation_data(args: argparse.Namespace, model, data_values: dict, source:
     return data_config, splits, record
 
 
+def check_overrides_read(command: str, overrides: list[str], sections: tuple[str, ...]) -> None:
+    """Raise ConfigError for an override outside the sections ``command`` reads (it would be dropped silently)."""
+    for override in overrides:
+        key = override.split("=", 1)[0].strip()
+        if key.split(".", 1)[0] not in sections:
+            raise ConfigError(f"riftkit {command}: the override {key} is not read by this command; it reads only "
+                              + ", ".join(f"{section}.*" for section in sections))
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .config import apply_overrides, read_yaml_mapping
     from .data import sample
@@ -117,6 +126,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluation.leakage import held_out_report
     from .models import load_classifier
 
+    check_overrides_read("evaluate", list(args.overrides), ("data",))
     model = load_classifier(args.model)
     values = dict(read_yaml_mapping(args.config).get("data") or {}) if args.config else {}
     values = apply_overrides({"data": values}, list(args.overrides)).get("data") or {}
@@ -188,6 +198,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from .data import load_splits
     from .models import load_classifier
 
+    check_overrides_read("attack", list(args.overrides), ("attack", "data"))
     values: dict = {}
     if args.config:
         values = {k: v for k, v in read_yaml_mapping(args.config).items() if k in ("attack", "data")}
