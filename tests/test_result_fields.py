@@ -79,12 +79,14 @@ def test_a_run_saved_with_the_old_flat_objective_keys_still_resumes(tmp_path):
     import yaml
 
     (out / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    # (such a run used the same-length hulls, the only ones then: config.PAST_DEFAULTS)
+    hulls = ["objective.adversary.hull=same_length", "attack.ascc.hull=same_length"]
     current = load_config(None, [f"output_dir={out}", "objective.beta=5.0", "objective.adversary.steps=3", "objective.info.alpha=0.7",
-                                 "attack.ascc.steps=4"])
+                                 "attack.ascc.steps=4", *hulls])
     check_resumable(out, current)
     with pytest.raises(ConfigError, match="objective.adversary.steps: 3 -> 2"):
         check_resumable(out, load_config(None, [f"output_dir={out}", "objective.beta=5.0", "objective.adversary.steps=2",
-                                                "objective.info.alpha=0.7", "attack.ascc.steps=4"]))
+                                                "objective.info.alpha=0.7", "attack.ascc.steps=4", *hulls]))
 
 
 def _pwws_records(model, examples, **speed) -> list[dict]:
