@@ -216,11 +216,8 @@ class ASCCAttack:
         """The texts the search of ``round_`` starts from, their encoding and their hull: the examples themselves
         (same_length), or each word at the anchor of its token-count group for that round (length_groups; the draw is
         keyed by (seed, uid, round_), so it does not depend on the batch)."""
-        if self.hull == "same_length":
-            return examples, inputs, self.hulls.build(examples, inputs, self.segments)
-        anchors, groups = self.hulls.length_groups(examples, self.segments, self.seed, round_)
-        encoded = self.model.encode_examples(anchors).to(self.model.device)
-        return anchors, encoded, self.hulls.build(anchors, encoded, self.segments, groups)
+        return self.hulls.for_round(self.hull, examples, inputs, self.segments, self.seed, round_,
+                                    lambda anchors: self.model.encode_examples(anchors).to(self.model.device))
 
     def _search_round(self, states: list[_State], pending: list[int], inputs: BatchEncoding, hull: Hull | None, round_: int) -> list[int]:
         """Search ``round_`` (0: the first) for the ``pending`` rows of the batch (``inputs``; ``hull``: the batch's

@@ -166,9 +166,6 @@ class WarmStarts:
         self.max_examples = max_examples
         self.memory: OrderedDict[str, tuple[list[WordKey], torch.Tensor]] = OrderedDict()
 
-    def __len__(self) -> int:
-        return len(self.memory)
-
     @staticmethod
     def _keys(hull: Hull, b: int) -> list[WordKey]:
         return [(w.segment, w.position, w.candidates) for w in hull.words[b]]
@@ -249,11 +246,8 @@ class ASCCTrainingAdversary:
     def perturb(self, model: Classifier, batch: TrainBatch, step: int | None = None) -> ModelInputs:
         """x_hat of Eq. 8 for ``batch`` (round ``step``, default: the next one, which then counts as done)."""
         round_ = self.step if step is None else step
-        texts, inputs, groups = batch.examples, batch.inputs, None
-        if self.hull == "length_groups":  # the text the hull is built on: each word at its group's anchor
-            texts, groups = self.hulls.length_groups(batch.examples, self.segments, self.seed, round_)
-            inputs = model.encode_examples(texts).to(model.device)
-        hull = self.hulls.build(texts, inputs, self.segments, groups)
+        texts, inputs, hull = self.hulls.for_round(self.hull, batch.examples, batch.inputs, self.segments, self.seed, round_,
+                                                   lambda anchors: model.encode_examples(anchors).to(model.device))
         init = self.starts(model, batch, round_, hull)
         uids = [e.uid for e in batch.examples]
         if self.warm is not None:

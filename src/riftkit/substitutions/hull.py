@@ -32,7 +32,7 @@ so it does not depend on the batch.
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -173,6 +173,17 @@ class HullBuilder:
             anchors.append(Example(tuple(tuple(s) for s in texts), example.label, example.uid))
             groups.append(chosen)
         return anchors, groups
+
+    def for_round(self, kind: str, examples: Sequence[Example], encoding: BatchEncoding | None, segments: Sequence[int], seed: int,
+                  round_: int, encode: Callable[[Sequence[Example]], BatchEncoding]) -> tuple[Sequence[Example], BatchEncoding, Hull]:
+        """The texts a search round starts from, their encoding and their hull, for a hull ``kind``: the examples
+        themselves and ``encoding`` (same_length), or each word at its group's anchor for round ``round_``, encoded with
+        ``encode`` (length_groups). The one place both the training adversary and the white-box attack build it."""
+        if kind == "same_length":
+            return examples, encoding, self.build(examples, encoding, segments)
+        anchors, groups = self.length_groups(examples, segments, seed, round_)
+        encoded = encode(anchors)
+        return anchors, encoded, self.build(anchors, encoded, segments, groups)
 
     def build(self, examples: Sequence[Example], encoding: BatchEncoding, segments: Sequence[int], groups: Groups | None = None) -> Hull:
         """``segments``: which texts may change (NLI: only the hypothesis). ``groups`` (from :meth:`length_groups`, with
