@@ -21,7 +21,7 @@ def tiny_roberta_dirs(tmp_path_factory):
     bpe = ByteLevelBPETokenizer()
     bpe.train_from_iterator(SENTENCES, vocab_size=300, min_frequency=1, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
     bpe.save_model(str(root))
-    tokenizer = RobertaTokenizerFast(vocab_file=str(root / "vocab.json"), merges_file=str(root / "merges.txt"))
+    tokenizer = RobertaTokenizerFast(vocab=str(root / "vocab.json"), merges=str(root / "merges.txt"))  # transformers 5: vocab=, merges=
     config = RobertaConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                            intermediate_size=64, max_position_embeddings=64, pad_token_id=tokenizer.pad_token_id)
     dirs = {}

@@ -1,4 +1,4 @@
-"""The ``riftkit`` command: train | evaluate | predict | attack | sweep | report | demo."""
+"""The ``riftkit`` command: train | evaluate | predict | attack | export | sweep | report | demo."""
 
 from __future__ import annotations
 
@@ -82,6 +82,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(list(args.overrides), args.output_dir, args.data_dir, progress=not args.quiet, test_examples=args.test_examples)
 
 
+def _model_and_data(args: argparse.Namespace, data_values: dict, source: str):
+    """The model ``--model`` names and the data it is evaluated on: (model, DataConfig, splits, data record or None).
+
+    A riftkit model (saved or exported) brings its data record; a Hugging Face classifier brings none, so
+    its data must be named, and its labels are aligned with the data's (``data.label_map``).
+    """
+    from .models.io import load_model, model_kind
+
+    if model_kind(args.model) != "transformers":
+        model = load_model(args.model)
+        return (model, *_evaluation_data(args, model, data_values, source))
+    if not (args.dataset or data_values.get("dataset")):
+        raise ConfigError(f"{args.model} is a Hugging Face classifier, without riftkit's record of the data it was trained on: "
+                          "name the data to evaluate it on (--dataset sst2, or data.dataset=...)")
+    data_config, splits, _ = _evaluation_data(args, None, data_values, source)
+    model = load_model(args.model, splits.task, data_config.label_map)
+    return model, data_config, splits, None
+
+
 def _evaluation_data(args: argparse.Namespace, model, data_values: dict, source: str):
     """The data an evaluation of a saved model runs on: its own recorded data unless told otherwise.
 
@@ -93,7 +112,7 @@ def _evaluation_data(args: argparse.Namespace, model, data_values: dict, source:
     from .data import load_splits
     from .data.roles import DataRecord
 
-    record = DataRecord.load(args.model)
+    record = DataRecord.load(args.model) if model is not None else None
     values = dict(data_values)
     try:
         if args.dataset:
@@ -102,7 +121,7 @@ def _evaluation_data(args: argparse.Namespace, model, data_values: dict, source:
         elif "dataset" not in values and record is not None:
             data_config = record.data_config(values)
         else:
-            values.setdefault("dataset", model.spec.task)
+            values["dataset"] = values.get("dataset") or model.spec.task
             data_config = from_dict(DataConfig, values, "data")
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
@@ -124,19 +143,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .data import sample
     from .evaluation import evaluate_accuracy
     from .evaluation.leakage import held_out_report
-    from .models import load_classifier
 
     check_overrides_read("evaluate", list(args.overrides), ("data",))
-    model = load_classifier(args.model)
     values = dict(read_yaml_mapping(args.config).get("data") or {}) if args.config else {}
     values = apply_overrides({"data": values}, list(args.overrides)).get("data") or {}
-    data_config, splits, record = _evaluation_data(args, model, values, args.config or "command line")
+    model, data_config, splits, record = _model_and_data(args, values, args.config or "command line")
     if tuple(splits.task.label_names) != tuple(model.spec.label_names):
         raise ConfigError(f"the model's labels {model.spec.label_names} differ from the data set's {list(splits.task.label_names)}")
     examples = splits.split(args.split)
     if args.n:
         examples = sample(examples, args.n, args.seed)
-    data_role = held_out_report(record, data_config, splits, examples, args.split, args.allow_overlap, model=args.model)
+    data_role = held_out_report(record, data_config, splits, examples, args.split, args.allow_overlap, model=args.model,
+                                foreign=getattr(model, "source", None) is not None)
     metrics = evaluate_accuracy(model, examples, args.batch_size)
     result = {"model": args.model, "dataset": data_config.dataset, "split": args.split, **metrics, "data_role": data_role}
     print(json.dumps(result))
@@ -145,9 +163,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     from .data import words
-    from .models import load_classifier
+    from .data.examples import TaskSpec
+    from .models.io import load_model, model_kind
 
-    model = load_classifier(args.model)
+    task = None
+    if model_kind(args.model) == "transformers" and args.pair:  # a foreign classifier does not say whether it reads pairs
+        from .models.hf_classifier import load_hf_classifier
+
+        probe = load_hf_classifier(args.model)
+        task = TaskSpec(probe.spec.task, "pair", tuple(probe.spec.label_names))
+    model = load_model(args.model, task)
     pair = model.spec.task_kind == "pair"
     source = sys.stdin if args.input in (None, "-") else open(args.input, encoding="utf-8")
     output = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
@@ -195,9 +220,6 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from .attacks.runner import run_attack
     from .reports.tables import format_table
     from .config import AttackConfig, DataConfig, apply_overrides, from_dict, read_yaml_mapping
-    from .data import load_splits
-    from .models import load_classifier
-
     check_overrides_read("attack", list(args.overrides), ("attack", "data"))
     values: dict = {}
     if args.config:
@@ -217,8 +239,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
         import torch
 
         torch.set_num_threads(config.num_threads)
-    model = load_classifier(args.model)
-    data_config, splits, record = _evaluation_data(args, model, dict(values.get("data") or {}), source)
+    model, data_config, splits, record = _model_and_data(args, dict(values.get("data") or {}), source)
     shard, processes = _shard(args.shard)
     if processes is not None and processes.device.type == "cuda":
         model = model.to(processes.device)
@@ -272,6 +293,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .models.export import export_model, push_to_hub
+
+    out = export_model(args.model, args.out, [Path(p) for p in args.attack_summary] or None, repo=args.push_to_hub)
+    print(f"riftkit export: {out} (load it with transformers.pipeline(\"text-classification\", model=\"{out}\", "
+          "trust_remote_code=True); the model card is README.md)")
+    if args.push_to_hub:
+        print(f"riftkit export: pushed to {push_to_hub(out, args.push_to_hub, private=args.private)}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from .reports.build import write
 
@@ -311,7 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_train)
 
     p = commands.add_parser("evaluate", help="accuracy of a saved model on a split")
-    p.add_argument("--model", required=True, help="a saved model folder (e.g. runs/demo/best)")
+    p.add_argument("--model", required=True, help="a riftkit model folder (e.g. runs/demo/best), an exported folder, a Hugging Face classifier folder or a Hub name")
     p.add_argument("--dataset", help="data set name or path (default: the data that trained the model, recorded in its folder)")
     p.add_argument("--split", default="test", choices=["train", "dev", "test"])
     p.add_argument("--config", help="take the data section from this experiment YAML")
@@ -328,12 +360,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--input", help="input file (default: stdin)")
     p.add_argument("--output", help="output JSON lines (default: stdout)")
     p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--pair", action="store_true", help="a Hugging Face classifier reads sentence pairs (riftkit models know it themselves)")
     p.set_defaults(func=cmd_predict)
 
     p = commands.add_parser("attack", help="robustness of a saved model under a word-substitution attack (genetic, pwws, ascc)",
                             description="Attack a seeded sample of a split; per-example JSONL is written as it goes, and a rerun resumes. "
                             "Any field of the attack config can be set in a YAML file (--config, section 'attack:') or as attack.key=value.")
-    p.add_argument("--model", required=True, help="a saved model folder (e.g. runs/demo/best)")
+    p.add_argument("--model", required=True, help="a riftkit model folder (e.g. runs/demo/best), an exported folder, a Hugging Face classifier folder or a Hub name")
     p.add_argument("--attack", help="genetic | pwws | ascc (default genetic)")
     p.add_argument("--n", type=int, help="attack a seeded sample of N examples (default 1000)")
     p.add_argument("--seed", type=int)
@@ -365,6 +398,19 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_dir(p)
     p.set_defaults(func=cmd_sweep)
 
+    p = commands.add_parser("export", help="a folder that transformers.pipeline loads, with a model card; optionally pushed to the Hub",
+                            description="Write a riftkit model as a Hugging Face folder: config.json, model.safetensors, the model "
+                            "class (loaded with trust_remote_code=True, since riftkit's head is no standard transformers class), a "
+                            "tokenizer that applies riftkit's pre-tokenisation to raw text, and a model card with the model's data, "
+                            "training and robustness. `riftkit attack --model OUT` reads it back without running its code.")
+    p.add_argument("model", help="a riftkit model folder (e.g. runs/demo/rift/best)")
+    p.add_argument("out", help="the new folder (refused if it exists and is not empty)")
+    p.add_argument("--push-to-hub", metavar="REPO", help="then upload the folder to this Hub repository (needs a token: huggingface-cli login)")
+    p.add_argument("--private", action="store_true", help="create the Hub repository as private")
+    p.add_argument("--attack-summary", action="append", default=[], metavar="SUMMARY_JSON",
+                   help="an attack summary.json to report in the card (repeatable; default: the attacks found beside the model)")
+    p.set_defaults(func=cmd_export)
+
     p = commands.add_parser("report", help="one self-contained HTML page: table, plots, browsable adversarial examples")
     p.add_argument("folder", help="a sweep folder (its output_dir or results_dir) or a training run folder")
     p.add_argument("--output", help="the HTML file (default: FOLDER/report.html)")
@@ -386,6 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataFormatError, DataNotFoundError
     from .files import DamagedFileError, WriteError
     from .models import EncoderNotFoundError
+    from .models.export import ExportError
 
     parser = build_parser()
     # Overrides may come before or after options (argparse stops positional
@@ -399,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ConfigError, DataFormatError, DataNotFoundError, EncoderNotFoundError, FileNotFoundError, DamagedFileError, WriteError,
-            FloatingPointError) as err:
+            FloatingPointError, ExportError) as err:
         print(f"riftkit {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -59,6 +59,10 @@ class DataConfig:
     # (e.g. {label: 0, premise: 1, hypothesis: 2} for TextFooler's TSV files).
     fields: dict[str, str | int] | None = None
     on_error: Literal["error", "skip"] = "error"
+    # For a Hugging Face classifier attacked or evaluated by riftkit: the model's label name -> the data's
+    # label name, e.g. {LABEL_0: negative, LABEL_1: positive}; needed when its names are generic (LABEL_0, ...)
+    # or differ from the data's. Null: align by name (case-insensitive). models/hf_classifier.py align_labels.
+    label_map: dict[str, str] | None = None
 
 
 @dataclass

@@ -94,8 +94,12 @@ class ResultLog:
 
 
 def default_output_dir(model_path: str | Path, config: AttackConfig) -> Path:
+    """Beside the model folder; for a Hub name (no folder), ``attacks/<owner>--<name>/`` under the working directory."""
     n = "all" if config.n is None else config.n
-    return Path(model_path).resolve().parent / f"attack-{config.attack}-{config.split}-n{n}-seed{config.seed}"
+    name = f"attack-{config.attack}-{config.split}-n{n}-seed{config.seed}"
+    if not Path(model_path).exists() and not Path(model_path).is_absolute():
+        return Path("attacks") / str(model_path).replace("/", "--") / name
+    return Path(model_path).resolve().parent / name
 
 
 def prepare_language_model(config: AttackConfig, train_texts: Callable[[], list[tuple[str, ...]]], output_dir: Path, log: Callable[[str], None],
@@ -213,7 +217,7 @@ def run_attack(model, splits: DatasetSplits, config: AttackConfig, model_path: s
     """
     log = log or (lambda message: print(message, file=sys.stderr))
     examples, data_role = _choose_examples(model, splits, config, model_path, log, data_config, data_record)
-    folder, settings = _prepare_folder(splits.task, config, model_path, output_dir, data_config)
+    folder, settings = _prepare_folder(splits.task, config, model_path, output_dir, data_config, getattr(model, "source", None))
     results, done, mine = _open_log(folder, examples, shard)
     todo = [e for e in mine if e.uid not in done]
     part = f" (shard {shard[0]} of {shard[1]}: {len(mine)} examples)" if shard else ""
@@ -245,18 +249,30 @@ def _choose_examples(model, splits: DatasetSplits, config: AttackConfig, model_p
     _check_unique_uids(examples)
     data_role = None
     if data_config is not None:
-        data_role = held_out_report(data_record, data_config, splits, examples, config.split, config.allow_overlap, model=str(model_path))
+        data_role = held_out_report(data_record, data_config, splits, examples, config.split, config.allow_overlap, model=str(model_path),
+                                    foreign=getattr(model, "source", None) is not None)
     return examples, data_role
 
 
-def _prepare_folder(task: TaskSpec, config: AttackConfig, model_path: str, output_dir: str | Path | None, data_config) -> tuple[Path, dict]:
-    """Create the attack folder and write its settings.json, or check that a resumed run matches them."""
+def _prepare_folder(task: TaskSpec, config: AttackConfig, model_path: str, output_dir: str | Path | None, data_config,
+                    source: dict | None = None) -> tuple[Path, dict]:
+    """Create the attack folder and write its settings.json, or check that a resumed run matches them.
+
+    ``source``: a Hugging Face classifier's record (models/hf_classifier.py): on the Hub, the name and resolved
+    revision stand for the weights' digest, and the label alignment is part of the settings.
+    """
     folder = Path(output_dir or config.output_dir or default_output_dir(model_path, config))
     folder.mkdir(parents=True, exist_ok=True)
-    settings = {"model": str(Path(model_path).resolve()), "model_sha256": _weights_digest(model_path), "task": task.name,
-                "segments": list(task.segment_names), **config.result_settings()}
+    local = Path(model_path).exists()
+    settings = {"model": str(Path(model_path).resolve()) if local else str(model_path),
+                "model_sha256": _weights_digest(model_path) if local else None}
+    if source is not None:
+        settings["model_source"] = {k: v for k, v in source.items() if k != "name"}
+    settings.update({"task": task.name, "segments": list(task.segment_names), **config.result_settings()})
     if data_config is not None:
-        settings["data"] = {k: v for k, v in dataclasses.asdict(data_config).items() if k not in ("data_dir", "on_error")}
+        # label_map joined the data section later: left out while unset, so older attack folders resume
+        settings["data"] = {k: v for k, v in dataclasses.asdict(data_config).items()
+                            if k not in ("data_dir", "on_error") and not (k == "label_map" and v is None)}
     check_settings(folder / SETTINGS_FILE, settings)
     return folder, settings
 

@@ -22,17 +22,20 @@ class DataOverlapError(ConfigError):
 
 
 def held_out_report(record: DataRecord | None, data_config, splits: DatasetSplits, examples: Sequence[Example], split: str,
-                    allow_overlap: bool = False, model: str = "the model") -> dict:
+                    allow_overlap: bool = False, model: str = "the model", foreign: bool = False) -> dict:
     """How the evaluated ``examples`` (drawn from role ``split``) relate to the model's data.
 
     Returns a mapping for the summary: ``label`` (held-out test / model-selection data / training
     data / unknown), ``overlap_train`` and ``overlap_dev`` (examples that played that role for the
     model), ``text_duplicates_of_train`` (other examples whose text equals a train or dev text),
     ``overlap_allowed``. Raises :class:`DataOverlapError` on an overlapping test evaluation
-    unless ``allow_overlap``.
+    unless ``allow_overlap``. ``foreign``: the model was not trained by riftkit (a Hugging Face classifier),
+    so no record can exist and its overlap with the evaluated examples is unknown.
     """
     if record is None:
-        return {"label": "unknown: the model folder has no data record (saved before riftkit recorded one)", "overlap_train": None,
+        why = ("a Hugging Face classifier has no riftkit data record: which of these examples trained or selected it is not known"
+               if foreign else "the model folder has no data record (saved before riftkit recorded one)")
+        return {"label": f"unknown: {why}", "overlap_train": None,
                 "overlap_dev": None, "text_duplicates_of_train": None, "overlap_allowed": allow_overlap}
     keys = example_keys(source_id(data_config, splits), examples)
     train, dev = set(record.keys.get("train", ())), set(record.keys.get("dev", ()))

@@ -8,17 +8,15 @@ the adversarial methods perturb inside the convex hull of substitute words.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
-from transformers import BatchEncoding, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from ..data.examples import Example, Segments, TaskSpec
+from ..data.examples import TaskSpec
 from ..data.pretokenize import PRETOKENIZER_VERSION
-from .encoder import quiet_transformers
-from .modes import eval_mode
+from .words import WordLevelClassifier
 
 
 @dataclass
@@ -90,7 +88,9 @@ def resolve_pooling(encoder: PreTrainedModel, pooling: str) -> str:
     return pooling
 
 
-class Classifier(nn.Module):
+class Classifier(WordLevelClassifier):
+    """riftkit's own classifier: a pre-trained encoder, pooled features s = F(x), and the task head h(s)."""
+
     def __init__(self, encoder: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, spec: ClassifierSpec):
         super().__init__()
         self.encoder = encoder
@@ -105,61 +105,6 @@ class Classifier(nn.Module):
             nn.ReLU(),
             nn.Linear(spec.head_hidden, len(spec.label_names)),
         )
-
-    # -- text to tensors -------------------------------------------------------------
-    def encode(self, segments: Sequence[Segments]) -> BatchEncoding:
-        """Tokenise pre-split words (one tuple per segment) with truncation and padding.
-
-        Pairs use the tokenizer's own pair encoding. ``word_ids()`` of the result
-        maps subword positions back to words, which the attacks rely on.
-        """
-        first = [list(s[0]) for s in segments]
-        second = [list(s[1]) for s in segments] if self.spec.task_kind == "pair" else None
-        return self.tokenizer(
-            first,
-            second,
-            is_split_into_words=True,
-            truncation=True,
-            max_length=self.spec.max_length,
-            padding=True,
-            return_tensors="pt",
-        )
-
-    def encode_examples(self, examples: Sequence[Example]) -> BatchEncoding:
-        return self.encode([e.segments for e in examples])
-
-    def visible_words(self, segments: Segments) -> tuple[int, ...]:
-        """How many leading words of each segment the model sees whole, under its ``max_length``.
-
-        Truncation cuts tokens from the end (for pairs from the end of either
-        segment, longest first), so the visible words of a segment are a prefix:
-        the words before the first one that lost a subword token. A word past
-        that point cannot change the prediction. Returns one count per segment.
-        """
-        first = [list(segments[0])]
-        second = [list(segments[1])] if self.spec.task_kind == "pair" else None
-        kwargs = {"is_split_into_words": True, "add_special_tokens": True}
-        cut = self.tokenizer(first, second, truncation=True, max_length=self.spec.max_length, **kwargs)
-        with quiet_transformers():  # the untruncated encoding may exceed the model's limit: only counted, never run
-            whole = self.tokenizer(first, second, truncation=False, **kwargs)
-
-        def tokens_per_word(encoding) -> dict[tuple[int, int], int]:
-            counts: dict[tuple[int, int], int] = {}
-            for word_id, seq_id in zip(encoding.word_ids(0), encoding.sequence_ids(0)):
-                if word_id is not None:
-                    counts[(seq_id, word_id)] = counts.get((seq_id, word_id), 0) + 1
-            return counts
-
-        kept, full = tokens_per_word(cut), tokens_per_word(whole)
-        visible = []
-        for seq_id, words in enumerate(segments):
-            count = len(words)
-            for position in range(len(words)):
-                if kept.get((seq_id, position), 0) < full.get((seq_id, position), 0):
-                    count = position
-                    break
-            visible.append(count)
-        return tuple(visible)
 
     # -- forward ------------------------------------------------------------------------
     @property
@@ -199,21 +144,6 @@ class Classifier(nn.Module):
         logits = self.head(features)
         return (features, logits) if return_features else logits
 
-    # -- convenience for evaluation and prediction ----------------------------------------
-    @torch.no_grad()
-    def predict_proba(self, segments: Sequence[Segments], batch_size: int = 128) -> torch.Tensor:
-        """Class probabilities for pre-tokenised inputs, in eval mode (the previous mode is restored).
-
-        Inputs are batched in order of length, so padding is small; results come back in input order.
-        """
-        with eval_mode(self):
-            order = sorted(range(len(segments)), key=lambda i: sum(len(s) for s in segments[i]))
-            probs = torch.empty(len(segments), len(self.spec.label_names))
-            for start in range(0, len(order), batch_size):
-                chunk = order[start : start + batch_size]
-                batch = self.encode([segments[i] for i in chunk]).to(self.device)
-                probs[chunk] = torch.softmax(self(**batch).float(), dim=-1).cpu()
-            return probs
 
 def build_classifier(
     encoder: PreTrainedModel,

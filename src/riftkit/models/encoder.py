@@ -87,14 +87,14 @@ def load_encoder(name_or_path: str = EMBEDDED, num_layers: int | None = None) ->
     return encoder
 
 
-def load_tokenizer(name_or_path: str = EMBEDDED) -> PreTrainedTokenizerBase:
-    """The encoder's own subword tokenizer, set up for pre-split words."""
+def load_tokenizer(name_or_path: str = EMBEDDED, **kwargs) -> PreTrainedTokenizerBase:
+    """The encoder's own subword tokenizer, set up for pre-split words (``kwargs``: e.g. a Hub ``revision``)."""
     source = resolve_encoder_path(name_or_path)
     with quiet_transformers():
-        tokenizer = AutoTokenizer.from_pretrained(source, **SAFE_LOADING)
+        tokenizer = AutoTokenizer.from_pretrained(source, **SAFE_LOADING, **kwargs)
         # Byte-level BPE tokenizers (RoBERTa, GPT-2) need a prefix space to accept pre-split words.
         if getattr(tokenizer, "add_prefix_space", None) is False:
-            tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **SAFE_LOADING)
+            tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **SAFE_LOADING, **kwargs)
     return tokenizer
 
 

@@ -51,9 +51,9 @@ def weights_digest(folder: str | Path) -> str:
     import hashlib
 
     folder = Path(folder)
-    files = sorted(p for p in folder.rglob("*.safetensors") if p.is_file())
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix in (".safetensors", ".bin"))
     if not files:
-        raise FileNotFoundError(f"{folder}: no .safetensors weight files")
+        raise FileNotFoundError(f"{folder}: no .safetensors (or .bin) weight files")
     digest = hashlib.sha256()
     for path in files:
         digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
@@ -102,3 +102,44 @@ def load_classifier(folder: str | Path, device: str = "cpu") -> Classifier:
     model = Classifier(encoder, tokenizer, spec)
     model.head.load_state_dict(load_file(folder / HEAD_FILE))
     return model.to(device).eval()
+
+
+def model_kind(source: str | Path) -> str:
+    """``riftkit`` (a folder saved by riftkit), ``exported`` (by ``riftkit export``), ``transformers`` (a Hugging Face
+    classifier folder, or a name that is not a local path: the Hub). Raises FileNotFoundError for a folder of
+    neither kind and for a path that does not exist."""
+    path = Path(source)
+    if path.is_dir():
+        if (path / SPEC_FILE).is_file():
+            return "riftkit"
+        if (path / "config.json").is_file():
+            from .export import is_exported
+
+            return "exported" if is_exported(path) else "transformers"
+        raise FileNotFoundError(f"{path} is neither a riftkit model folder ({SPEC_FILE}) nor a Hugging Face model folder "
+                                "(config.json)")
+    text = str(source)
+    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") > 1 or "\\" in text:
+        raise FileNotFoundError(f"{source}: no such model folder")
+    return "transformers"  # a Hub name such as textattack/bert-base-uncased-SST-2
+
+
+def load_model(source: str | Path, task=None, label_map: dict | None = None, device: str = "cpu"):
+    """Any classifier riftkit can attack, evaluate or predict with, in eval mode: a riftkit folder, an exported
+    folder, a Hugging Face classifier folder or a Hub name (:func:`model_kind`).
+
+    ``task`` (the data's TaskSpec) and ``label_map`` (``data.label_map``) align a Hugging Face classifier's labels
+    with the data's (models/hf_classifier.py); a riftkit model carries its own. Raises as :func:`load_classifier`
+    and :func:`riftkit.models.hf_classifier.load_hf_classifier`.
+    """
+    kind = model_kind(source)
+    if kind == "riftkit":
+        return load_classifier(source, device)
+    if kind == "exported":
+        from .export import load_exported
+
+        return load_exported(source, device)
+    from .hf_classifier import load_hf_classifier
+
+    return load_hf_classifier(str(source), task, label_map, device=device)
+
