@@ -83,50 +83,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def _model_and_data(args: argparse.Namespace, data_values: dict, source: str):
-    """The model ``--model`` names and the data it is evaluated on: (model, DataConfig, splits, data record or None).
+    """The model ``--model`` names and the data it is evaluated on: (model, DataConfig, splits, data record or None)
+    (riftkit.api.model_and_data: a riftkit model brings its data record, a Hugging Face classifier needs --dataset)."""
+    from .api import model_and_data
 
-    A riftkit model (saved or exported) brings its data record; a Hugging Face classifier brings none, so
-    its data must be named, and its labels are aligned with the data's (``data.label_map``).
-    """
-    from .models.io import load_model, model_kind
-
-    if model_kind(args.model) != "transformers":
-        model = load_model(args.model)
-        return (model, *_evaluation_data(args, model, data_values, source))
-    if not (args.dataset or data_values.get("dataset")):
-        raise ConfigError(f"{args.model} is a Hugging Face classifier, without riftkit's record of the data it was trained on: "
-                          "name the data to evaluate it on (--dataset sst2, or data.dataset=...)")
-    data_config, splits, _ = _evaluation_data(args, None, data_values, source)
-    model = load_model(args.model, splits.task, data_config.label_map)
-    return model, data_config, splits, None
-
-
-def _evaluation_data(args: argparse.Namespace, model, data_values: dict, source: str):
-    """The data an evaluation of a saved model runs on: its own recorded data unless told otherwise.
-
-    Without --dataset and without a config's data section, the data config recorded in the model
-    folder (data.json: source, roles, carving) is used, with any data.* overrides on top; a model
-    saved without a record falls back to its task name. Returns (DataConfig, splits, record).
-    """
-    from .config import DataConfig, from_dict
-    from .data import load_splits
-    from .data.roles import DataRecord
-
-    record = DataRecord.load(args.model) if model is not None else None
-    values = dict(data_values)
-    try:
-        if args.dataset:
-            values["dataset"] = args.dataset
-            data_config = from_dict(DataConfig, values, "data")
-        elif "dataset" not in values and record is not None:
-            data_config = record.data_config(values)
-        else:
-            values["dataset"] = values.get("dataset") or model.spec.task
-            data_config = from_dict(DataConfig, values, "data")
-    except ConfigError as err:
-        raise ConfigError(f"{source}: {err}") from None
-    splits = load_splits(data_config, args.data_dir)
-    return data_config, splits, record
+    model, data_config, splits, record, _ = model_and_data(args.model, args.dataset, data_values, args.data_dir, source)
+    return model, data_config, splits, record
 
 
 def check_overrides_read(command: str, overrides: list[str], sections: tuple[str, ...]) -> None:

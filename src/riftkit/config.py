@@ -22,6 +22,7 @@ import yaml
 DATA_DIR_ENV = "RIFTKIT_DATA_DIR"
 # Field metadata of settings that never change a result (speed knobs, output places).
 NOT_A_RESULT = {"result": False}
+REPORT_TO = ("tensorboard",)  # train.report_to: where metrics.jsonl's scalars also go (training/log.py)
 
 
 def _check_positive(config: Any, section: str, names: tuple[str, ...]) -> None:
@@ -210,8 +211,14 @@ class TrainConfig:
     # when > 0, every N optimiser steps; the newest keep_checkpoints are kept (best/ is kept besides them).
     checkpoint_every_steps: int = 0
     keep_checkpoints: int = 2
+    # Where the scalars of metrics.jsonl also go (as TrainingArguments.report_to): [] or [tensorboard], written by the
+    # main process to <output_dir>/tensorboard/ (needs the tensorboard package: pip install 'riftkit[tensorboard]').
+    report_to: list[str] = field(default_factory=list, metadata=NOT_A_RESULT)
 
     def __post_init__(self) -> None:
+        unknown = [r for r in self.report_to if r not in REPORT_TO]
+        if unknown:
+            raise ConfigError(f"train.report_to: {unknown[0]!r} is not one of {list(REPORT_TO)}")
         _check_positive(self, "train", ("batch_size", "eval_batch_size", "keep_checkpoints"))
         _check_non_negative(self, "train", ("eval_every_steps", "checkpoint_every_steps", "log_forgetting_every_steps", "forgetting_probe_size"))
 

@@ -54,6 +54,15 @@ class HFClassifier(WordLevelClassifier):
     def word_embeddings(self) -> nn.Embedding:
         return self.model.get_input_embeddings()
 
+    def aligned(self, task: TaskSpec, label_map: Mapping[str, str] | None = None) -> HFClassifier:
+        """The same model (weights shared) with its logits in ``task``'s label order (:func:`align_labels`)."""
+        order = align_labels(self.source["model_labels"], task.label_names, label_map, model=self.source["name"])
+        spec = ClassifierSpec(**{**self.spec.to_dict(), "task": task.name, "task_kind": task.kind, "label_names": list(task.label_names)})
+        twin = HFClassifier(self.model, self.tokenizer, spec, order, self.source).to(self.device)
+        if hasattr(self, "origin"):
+            twin.origin = self.origin
+        return twin.train(self.training)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,

@@ -50,7 +50,7 @@ from .checkpoint import (
     save_checkpoint, set_rng_state,
 )
 from .forgetting import ForgettingProbe
-from .log import MetricsLog, RunningMean
+from .log import MetricsLog, RunningMean, TensorBoardReporter
 from .optim import build_optimizer, build_scheduler
 from .sampler import BatchSampler
 from .selection import BEST_DIR, DevEvaluator, ModelSelection
@@ -186,7 +186,9 @@ class Trainer:
         self.start = time.time()
         if checkpoint is not None:
             self.load_checkpoint(checkpoint)
-        else:
+        if "tensorboard" in cfg.report_to and self.rank == 0:  # the other processes' numbers are the main one's
+            self.log.reporters.append(TensorBoardReporter(self.out / "tensorboard", purge_step=self.state.step + 1 if checkpoint else None))
+        if checkpoint is None:
             if resume and self.log.path.exists():
                 self.log.truncate(0)  # from scratch: the log starts over too
             self.log.write("start", name=config.name, method=cfg.method, select_metric=self.evaluate_dev.metric, data=splits.summary(),
@@ -340,6 +342,7 @@ class Trainer:
         test = self._test() if evaluate_test and self.splits.test else None
         wall = time.time() - self.start
         self.log.write("end", best_dev=best_dev, test=test, wall_time_s=round(wall, 1))
+        self.log.close()
         summary = {"name": self.config.name, "method": cfg.method, "best_dev": best_dev, "test": test, "wall_time_s": round(wall, 1),
                    "data": self.splits.summary(), "best_model": str(out / BEST_DIR)}
         if self.world > 1:
