@@ -30,9 +30,9 @@ def test_defined_once(name, home):
 def test_segments_is_the_one_type_everywhere():
     from riftkit.attacks import base, queries, transformation
     from riftkit.data import examples
-    from riftkit.models import classifier
+    from riftkit.models import words
 
-    assert classifier.Segments is queries.Segments is transformation.Segments is base.Segments is examples.Segments
+    assert words.Segments is queries.Segments is transformation.Segments is base.Segments is examples.Segments
 
 
 def test_the_report_lists_outcomes_in_a_display_order_of_the_one_definition():

@@ -27,7 +27,7 @@ from .test_training import tiny_config, toy_splits
 
 def test_the_declared_result_free_fields():
     # train.num_threads is a result: 1 and 2 threads sum in another order, and the weights differ in their last bits
-    assert set(result_free_paths(ExperimentConfig)) == {"train.progress"}
+    assert set(result_free_paths(ExperimentConfig)) == {"train.progress", "train.report_to"}
     assert set(result_free_paths(AttackConfig)) == {"allow_overlap", "in_flight", "forward_batch_size", "cache_size", "output_dir",
                                                     "num_threads", "backend"}
     # speed knobs that do change numbers stay result fields

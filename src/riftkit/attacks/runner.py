@@ -93,11 +93,11 @@ class ResultLog:
 # -- the protocol -------------------------------------------------------------------------------------
 
 
-def default_output_dir(model_path: str | Path, config: AttackConfig) -> Path:
-    """Beside the model folder; for a Hub name (no folder), ``attacks/<owner>--<name>/`` under the working directory."""
+def default_output_dir(model_path: str | Path, config: AttackConfig, hub: bool = False) -> Path:
+    """Beside the model folder; for a model loaded from the Hub (``hub``), ``attacks/<owner>--<name>/`` under the working directory."""
     n = "all" if config.n is None else config.n
     name = f"attack-{config.attack}-{config.split}-n{n}-seed{config.seed}"
-    if not Path(model_path).exists() and not Path(model_path).is_absolute():
+    if hub:
         return Path("attacks") / str(model_path).replace("/", "--") / name
     return Path(model_path).resolve().parent / name
 
@@ -261,11 +261,11 @@ def _prepare_folder(task: TaskSpec, config: AttackConfig, model_path: str, outpu
     ``source``: a Hugging Face classifier's record (models/hf_classifier.py): on the Hub, the name and resolved
     revision stand for the weights' digest, and the label alignment is part of the settings.
     """
-    folder = Path(output_dir or config.output_dir or default_output_dir(model_path, config))
+    hub = "revision" in (source or {})
+    folder = Path(output_dir or config.output_dir or default_output_dir(model_path, config, hub))
     folder.mkdir(parents=True, exist_ok=True)
-    local = Path(model_path).exists()
-    settings = {"model": str(Path(model_path).resolve()) if local else str(model_path),
-                "model_sha256": _weights_digest(model_path) if local else None}
+    settings = {"model": str(model_path) if hub else str(Path(model_path).resolve()),
+                "model_sha256": None if hub else _weights_digest(model_path)}
     if source is not None:
         settings["model_source"] = {k: v for k, v in source.items() if k != "name"}
     settings.update({"task": task.name, "segments": list(task.segment_names), **config.result_settings()})
