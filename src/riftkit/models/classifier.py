@@ -16,7 +16,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from ..data.examples import TaskSpec
 from ..data.pretokenize import PRETOKENIZER_VERSION
-from .words import WordLevelClassifier
+from .words import WordLevelClassifier, model_inputs
 
 
 @dataclass
@@ -55,15 +55,7 @@ def encoder_features(
 
     ``position_ids`` [B, T]: None lets the encoder number the tokens itself (as for clean text).
     """
-    kwargs = {"attention_mask": attention_mask}
-    if token_type_ids is not None:
-        kwargs["token_type_ids"] = token_type_ids
-    if position_ids is not None:
-        kwargs["position_ids"] = position_ids
-    if inputs_embeds is not None:
-        out = encoder(inputs_embeds=inputs_embeds, **kwargs)
-    else:
-        out = encoder(input_ids=input_ids, **kwargs)
+    out = encoder(**model_inputs(input_ids, attention_mask, token_type_ids, inputs_embeds, position_ids))
     if pooling == "pooler":
         return out.pooler_output
     hidden = out.last_hidden_state

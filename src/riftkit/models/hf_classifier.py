@@ -27,7 +27,7 @@ from ..config import ConfigError
 from ..data.examples import TaskSpec
 from .classifier import ClassifierSpec
 from .encoder import SAFE_LOADING, EncoderNotFoundError, load_tokenizer, quiet_transformers
-from .words import WordLevelClassifier
+from .words import WordLevelClassifier, model_inputs
 
 GENERIC_LABEL = re.compile(r"^LABEL_\d+$")
 LABEL_MAP_EXAMPLE = "data.label_map='{LABEL_0: negative, LABEL_1: positive}'"
@@ -76,16 +76,8 @@ class HFClassifier(WordLevelClassifier):
         if return_features:
             raise ValueError("a Hugging Face classifier has no riftkit feature s = F(x); fine-tune its encoder instead "
                              "(model.encoder=<its folder or name>)")
-        kwargs = {"attention_mask": attention_mask}
-        if token_type_ids is not None:
-            kwargs["token_type_ids"] = token_type_ids
-        if position_ids is not None:
-            kwargs["position_ids"] = position_ids
-        if inputs_embeds is not None:
-            kwargs["inputs_embeds"] = inputs_embeds
-        else:
-            kwargs["input_ids"] = input_ids
-        return self.model(**kwargs).logits.index_select(-1, self.label_order)
+        inputs = model_inputs(input_ids, attention_mask, token_type_ids, inputs_embeds, position_ids)
+        return self.model(**inputs).logits.index_select(-1, self.label_order)
 
 
 def align_labels(model_labels: Sequence[str], data_labels: Sequence[str], label_map: Mapping[str, str] | None,

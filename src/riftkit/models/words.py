@@ -22,6 +22,22 @@ from .encoder import quiet_transformers
 from .modes import eval_mode
 
 
+def model_inputs(input_ids=None, attention_mask=None, token_type_ids=None, inputs_embeds=None, position_ids=None) -> dict:
+    """The keyword arguments of a transformers forward pass: token ids [B, T] or input embeddings [B, T, H] (these win),
+    and the optional token types and positions only when given (RoBERTa has no token types; None positions let the
+    model number the tokens itself)."""
+    inputs = {"attention_mask": attention_mask}
+    if token_type_ids is not None:
+        inputs["token_type_ids"] = token_type_ids
+    if position_ids is not None:
+        inputs["position_ids"] = position_ids
+    if inputs_embeds is not None:
+        inputs["inputs_embeds"] = inputs_embeds
+    else:
+        inputs["input_ids"] = input_ids
+    return inputs
+
+
 class WordLevelClassifier(nn.Module):
     """A classifier over pre-tokenised words; subclasses set ``self.tokenizer`` and ``self.spec`` and define ``forward``."""
 
