@@ -22,8 +22,20 @@ RUNS = [{"variant": "rift", "metrics": [{"event": "forgetting", "step": s, "thet
                                          "feature_cosine": 1 - 0.01 * s} for s in range(1, 6)]}]
 
 
+CURVE_RUNS = [{"variant": v, "metrics": [{"event": "eval", "step": s, "dev_accuracy": 0.5 + 0.01 * s, "dev_robust_ascc": 0.2 + k * 0.005 * s,
+                                           "dev_margin_median": 0.05 * s} for s in range(1, 6)]} for k, v in enumerate(("standard", "adv"))]
+
+
+def test_learning_curves_plot_every_dev_evaluation_and_need_three():
+    figure = plots.learning_curves(CURVE_RUNS)
+    assert figure.name == "learning-curves" and figure.svg.count("standard") >= 1 and figure.svg.count("adv") >= 1
+    two_points = [{"variant": "x", "metrics": [{"event": "eval", "step": s, "dev_accuracy": 0.5} for s in (1, 2)]}]
+    assert plots.learning_curves(two_points) is None
+
+
 def _figures() -> list[plots.Figure]:
-    return [plots.tradeoff(TABLE, "pwws"), plots.forgetting(RUNS), plots.ablation(TABLE, "objective.alpha", "pwws", [0, 1, 2])]
+    return [plots.tradeoff(TABLE, "pwws"), plots.forgetting(RUNS), plots.ablation(TABLE, "objective.alpha", "pwws", [0, 1, 2]),
+            plots.learning_curves(CURVE_RUNS)]
 
 
 def _digests() -> dict:

@@ -5,7 +5,8 @@
 * :func:`forgetting` - distance from the pre-trained model over training, in parameter space
   (||theta - theta_0||) and in feature space (mean distance and cosine similarity of student
   and frozen pre-trained pooled features on the dev probe), mean over seeds (paper Fig. 2);
-* :func:`ablation` - robust and clean accuracy against one swept value (alpha), with error bars.
+* :func:`ablation` - robust and clean accuracy against one swept value (alpha), with error bars;
+* :func:`learning_curves` - dev clean accuracy, dev ASCC robust accuracy and the dev margin over training.
 
 Each returns a :class:`Figure` holding PNG bytes and SVG text; :func:`save` writes both.
 """
@@ -99,6 +100,39 @@ def forgetting(runs: list[dict], variants: list[str] | None = None) -> Figure | 
     axes[0].legend(fontsize=8)
     caption = "Distance from the pre-trained encoder during training (mean over seeds); features on a fixed dev probe."
     return _render(fig, "forgetting", "Forgetting the pre-trained model", caption)
+
+
+CURVES = (("dev_accuracy", "dev clean accuracy (%)", 100), ("dev_robust_ascc", "dev ASCC robust accuracy (%)", 100),
+          ("dev_margin_median", "median dev margin", 1))
+
+
+def learning_curves(runs: list[dict], variants: list[str] | None = None) -> Figure | None:
+    """Dev clean accuracy, dev ASCC robust accuracy and median dev margin at every dev evaluation, against the
+    optimiser step, mean over each variant's seeds (None unless some variant was evaluated at 3 or more steps)."""
+    series: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for run in runs:
+        if variants and run["variant"] not in variants:
+            continue
+        for record in run["metrics"]:
+            if record.get("event") == "eval":
+                for key, _, scale in CURVES:
+                    if record.get(key) is not None:
+                        series[run["variant"]][key][record["step"]].append(scale * record[key])
+    if not any(len(by_key["dev_accuracy"]) >= 3 for by_key in series.values()):
+        return None
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    for ax, (key, label, _) in zip(axes, CURVES):
+        for variant, by_key in series.items():
+            points = sorted(by_key[key].items())
+            if points:
+                ax.plot([s for s, _ in points], [sum(v) / len(v) for _, v in points], marker=".", label=variant)
+        ax.set_xlabel("optimiser step")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    caption = ("Learning curves on dev (mean over seeds): clean accuracy, robust accuracy under the white-box ASCC attack "
+               "on selection's subset, and the median signed margin p(true) - max p(other), at every dev evaluation.")
+    return _render(fig, "learning-curves", "Learning curves on dev", caption)
 
 
 def ablation(table: dict, key: str, attack: str, seeds: list[int] | None = None) -> Figure | None:

@@ -82,6 +82,7 @@ def figures(table: dict, runs: list[dict]) -> list[plots.Figure]:
     """Every figure the table and the runs support (trade-off per attack, forgetting, swept values)."""
     made = [plots.tradeoff(table, attack) for attack in table["attacks"]]
     made.append(plots.forgetting(runs))
+    made.append(plots.learning_curves(runs))
     swept = sorted({key for row in table["rows"] for key in row["params"] if key not in _tuned_keys(table)})
     for key in swept:
         for attack in table["attacks"]:
