@@ -55,3 +55,12 @@ def test_a_resumed_run_drops_the_events_written_after_its_checkpoint(make_tiny, 
 def test_an_unknown_reporter_is_named():
     with pytest.raises(ConfigError, match="train.report_to: 'wandb' is not one of"):
         TrainConfig(report_to=["wandb"])
+
+
+def test_without_tensorboard_installed_the_error_says_what_to_install(make_tiny, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # what an environment without the package gives
+    config = tiny_config(tmp_path, epochs=1, report_to=["tensorboard"])
+    with pytest.raises(ConfigError, match=r"needs the tensorboard package: pip install tensorboard"):
+        train(config, toy_splits(), model=make_tiny())

@@ -70,7 +70,9 @@ class TensorBoardReporter:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
-            raise ImportError("train.report_to: [tensorboard] needs the tensorboard package: pip install tensorboard "
+            from ..config import ConfigError
+
+            raise ConfigError("train.report_to: [tensorboard] needs the tensorboard package: pip install tensorboard "
                               "(or pip install 'riftkit[tensorboard]')") from None
         self.writer = SummaryWriter(log_dir=str(folder), purge_step=purge_step)
 
