@@ -73,6 +73,21 @@ def tradeoff(table: dict, attack: str) -> Figure | None:
     return _render(fig, f"tradeoff-{attack}", f"Robustness against accuracy ({attack})", caption)
 
 
+def _panels_over_steps(series: dict[str, dict[str, dict[int, list[float]]]], panels: list[tuple[str, str]]):
+    """One panel per (key, title): each variant's mean over seeds against the optimiser step."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(13, 3.8))
+    for ax, (key, label) in zip(axes, panels):
+        for variant, by_key in series.items():
+            points = sorted(by_key[key].items())
+            if points:
+                ax.plot([s for s, _ in points], [sum(v) / len(v) for _, v in points], marker=".", label=variant)
+        ax.set_xlabel("optimiser step")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    return fig
+
+
 def forgetting(runs: list[dict], variants: list[str] | None = None) -> Figure | None:
     """Distance from the pre-trained model over training steps, mean over each variant's seeds."""
     series: dict[str, dict[str, dict[int, list[float]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
@@ -88,16 +103,7 @@ def forgetting(runs: list[dict], variants: list[str] | None = None) -> Figure | 
     if not series:
         return None
     keys = [("theta_distance", "||θ - θ0|| (parameters)"), ("feature_distance", "feature distance to F0"), ("feature_cosine", "feature cosine with F0")]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (key, label) in zip(axes, keys):
-        for variant, by_key in series.items():
-            points = sorted(by_key[key].items())
-            if points:
-                ax.plot([s for s, _ in points], [sum(v) / len(v) for _, v in points], marker=".", label=variant)
-        ax.set_xlabel("optimiser step")
-        ax.set_title(label, fontsize=10)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    fig = _panels_over_steps(series, keys)
     caption = "Distance from the pre-trained encoder during training (mean over seeds); features on a fixed dev probe."
     return _render(fig, "forgetting", "Forgetting the pre-trained model", caption)
 
@@ -120,16 +126,7 @@ def learning_curves(runs: list[dict], variants: list[str] | None = None) -> Figu
                         series[run["variant"]][key][record["step"]].append(scale * record[key])
     if not any(len(by_key["dev_accuracy"]) >= 3 for by_key in series.values()):
         return None
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
-    for ax, (key, label, _) in zip(axes, CURVES):
-        for variant, by_key in series.items():
-            points = sorted(by_key[key].items())
-            if points:
-                ax.plot([s for s, _ in points], [sum(v) / len(v) for _, v in points], marker=".", label=variant)
-        ax.set_xlabel("optimiser step")
-        ax.set_title(label, fontsize=10)
-        ax.grid(alpha=0.3)
-    axes[0].legend(fontsize=8)
+    fig = _panels_over_steps(series, [(key, label) for key, label, _ in CURVES])
     caption = ("Learning curves on dev (mean over seeds): clean accuracy, robust accuracy under the white-box ASCC attack "
                "on selection's subset, and the median signed margin p(true) - max p(other), at every dev evaluation.")
     return _render(fig, "learning-curves", "Learning curves on dev", caption)
