@@ -74,3 +74,11 @@ def riftkit_sst2_task(data_dir):
     from riftkit.data import load_splits
 
     return load_splits(DataConfig(dataset="sst2", max_train=8, dev_size=8, data_dir=str(data_dir))).task
+
+
+def test_a_model_built_in_python_is_attacked_into_the_folder_given(make_tiny, tmp_path, data_dir):
+    model = make_tiny(task=riftkit_sst2_task(data_dir))
+    with pytest.raises(ConfigError, match="give output_dir"):
+        riftkit.attack(model, "pwws", dataset="sst2", n=2, data_dir=data_dir)
+    summary = riftkit.attack(model, "pwws", dataset="sst2", n=2, data_dir=data_dir, output_dir=tmp_path / "a", progress=False)
+    assert summary["n"] == 2 and summary["data_role"]["label"].startswith("unknown") and (tmp_path / "a" / "examples.jsonl").is_file()

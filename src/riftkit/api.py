@@ -26,6 +26,7 @@ from .config import AttackConfig, ConfigError, DataConfig, ExperimentConfig, fro
 from .data.examples import DatasetSplits
 
 __all__ = ["attack", "evaluate", "export", "load", "load_config", "predict", "train"]
+IN_MEMORY = "<a model not loaded from a folder>"  # the origin of a model built in Python: no data record, no folder
 
 
 def train(config: ExperimentConfig | str | Path, overrides: Sequence[str] = (), data_dir: str | Path | None = None, resume: bool = False):
@@ -96,6 +97,9 @@ def attack(model, attack: str = "pwws", dataset: str | None = None, split: str =
     from .attacks.runner import run_attack
 
     model, data_config, splits, record, origin = model_and_data(model, dataset, dict(data or {}), data_dir)
+    if origin == IN_MEMORY and output_dir is None and "output_dir" not in settings:
+        raise ConfigError("riftkit.attack: this model was not loaded from a folder, so its attack folder cannot go beside it: "
+                          "give output_dir")
     values = {**settings, "attack": attack, "split": split, "n": n, "seed": seed}
     if output_dir is not None:
         values["output_dir"] = str(output_dir)
@@ -164,7 +168,7 @@ def model_and_data(model, dataset: str | None, data_values: dict, data_dir, sour
     from .models.hf_classifier import HFClassifier
     from .models.io import load_model, model_kind
 
-    origin = str(getattr(model, "origin", model)) if not isinstance(model, (str, Path)) else str(model)
+    origin = str(model) if isinstance(model, (str, Path)) else str(getattr(model, "origin", IN_MEMORY))
     values = dict(data_values)
     if dataset:
         values["dataset"] = dataset
