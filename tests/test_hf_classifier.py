@@ -125,6 +125,15 @@ def test_evaluate_and_predict_a_hugging_face_classifier(hf_dirs, tmp_path, data_
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     theirs = pipeline_probs(hf_dirs["bert_reversed"], ["a fine film", "it is dreadful"], ("positive", "negative"))
     assert [line["probs"][k] for line in lines for k in ("positive", "negative")] == pytest.approx(theirs.flatten().tolist(), abs=1e-5)
+    # --pair: a foreign classifier reads sentence pairs when told (the model's own pair encoding, as its pipeline)
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text("a man plays\tsomeone makes music\n")
+    assert main(["predict", "--model", str(hf_dirs["bert"]), "--input", str(pairs), "--pair"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    from transformers import pipeline
+
+    row = pipeline("text-classification", model=str(hf_dirs["bert"]))({"text": "a man plays", "text_pair": "someone makes music"}, top_k=None)
+    assert line["premise"] == "a man plays" and [line["probs"][d["label"]] for d in row] == pytest.approx([d["score"] for d in row], abs=1e-5)
 
 
 def test_a_classifiers_encoder_can_start_a_riftkit_fine_tuning(hf_dirs):

@@ -65,18 +65,19 @@ def load(model: str | Path, dataset: str | None = None, label_map: Mapping[str, 
 
 
 def evaluate(model, dataset: str | None = None, split: str = "test", n: int | None = None, seed: int = 0, data: Mapping[str, Any] | None = None,
-             data_dir: str | Path | None = None, allow_overlap: bool = False, batch_size: int = 128) -> dict:
+             data_dir: str | Path | None = None, allow_overlap: bool = False, batch_size: int = 128, source: str = "data") -> dict:
     """Accuracy, loss and margins on ``split`` (a seeded sample of ``n``), as ``riftkit evaluate``; with ``data_role``.
 
     ``model``: a loaded model (:func:`load`) or anything :func:`load` takes. ``dataset``/``data``: the data (default:
     the data that trained a riftkit model, from its record). Raises DataOverlapError on a test split that trained or
-    selected the model (unless ``allow_overlap``), ConfigError when labels differ.
+    selected the model (unless ``allow_overlap``), ConfigError when labels differ. ``source``: where the data
+    settings came from, named in their errors (the command line passes its config file).
     """
     from .data import sample
     from .evaluation import evaluate_accuracy
     from .evaluation.leakage import held_out_report
 
-    model, data_config, splits, record, origin = model_and_data(model, dataset, dict(data or {}), data_dir)
+    model, data_config, splits, record, origin = model_and_data(model, dataset, dict(data or {}), data_dir, source)
     examples = splits.split(split)
     if n:
         examples = sample(examples, n, seed)
@@ -124,6 +125,11 @@ def predict(model, texts: Sequence[str] | Sequence[tuple[str, str]], batch_size:
             raise ConfigError(f"input {index}: a {'pair' if pair else 'single-text'} model takes "
                               f"{'(premise, hypothesis) pairs' if pair else 'strings'}, got {text!r}")
         segments.append(tuple(tuple(words(p)) for p in parts))
+    return predictions(model, segments, batch_size)
+
+
+def predictions(model, segments: Sequence, batch_size: int = 128) -> list[dict]:
+    """``{"label": name, "probs": {name: p}}`` for each pre-tokenised input (shared with ``riftkit predict``)."""
     probs = model.predict_proba(segments, batch_size=batch_size)
     names = model.spec.label_names
     return [{"label": names[int(row.argmax())], "probs": dict(zip(names, row.tolist()))} for row in probs]

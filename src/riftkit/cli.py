@@ -101,40 +101,27 @@ def check_overrides_read(command: str, overrides: list[str], sections: tuple[str
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .api import evaluate
     from .config import apply_overrides, read_yaml_mapping
-    from .data import sample
-    from .evaluation import evaluate_accuracy
-    from .evaluation.leakage import held_out_report
 
     check_overrides_read("evaluate", list(args.overrides), ("data",))
     values = dict(read_yaml_mapping(args.config).get("data") or {}) if args.config else {}
     values = apply_overrides({"data": values}, list(args.overrides)).get("data") or {}
-    model, data_config, splits, record = _model_and_data(args, values, args.config or "command line")
-    if tuple(splits.task.label_names) != tuple(model.spec.label_names):
-        raise ConfigError(f"the model's labels {model.spec.label_names} differ from the data set's {list(splits.task.label_names)}")
-    examples = splits.split(args.split)
-    if args.n:
-        examples = sample(examples, args.n, args.seed)
-    data_role = held_out_report(record, data_config, splits, examples, args.split, args.allow_overlap, model=args.model,
-                                foreign=getattr(model, "source", None) is not None)
-    metrics = evaluate_accuracy(model, examples, args.batch_size)
-    result = {"model": args.model, "dataset": data_config.dataset, "split": args.split, **metrics, "data_role": data_role}
+    result = evaluate(args.model, args.dataset, args.split, args.n, args.seed, data=values, data_dir=args.data_dir,
+                      allow_overlap=args.allow_overlap, batch_size=args.batch_size, source=args.config or "command line")
     print(json.dumps(result))
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from .api import predictions
     from .data import words
-    from .data.examples import TaskSpec
-    from .models.io import load_model, model_kind
+    from .models.hf_classifier import HFClassifier
+    from .models.io import load_model
 
-    task = None
-    if model_kind(args.model) == "transformers" and args.pair:  # a foreign classifier does not say whether it reads pairs
-        from .models.hf_classifier import load_hf_classifier
-
-        probe = load_hf_classifier(args.model)
-        task = TaskSpec(probe.spec.task, "pair", tuple(probe.spec.label_names))
-    model = load_model(args.model, task)
+    model = load_model(args.model)
+    if args.pair and isinstance(model, HFClassifier):  # a foreign classifier does not say whether it reads pairs
+        model = model.reading("pair")
     pair = model.spec.task_kind == "pair"
     source = sys.stdin if args.input in (None, "-") else open(args.input, encoding="utf-8")
     output = sys.stdout if args.output in (None, "-") else open(args.output, "w", encoding="utf-8")
@@ -164,11 +151,9 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 raise ConfigError(f"{name}, line {number}: empty text")
             segments.append(tokens)
             texts.append(parts)
-        probs = model.predict_proba(segments, batch_size=args.batch_size)
-        for parts, p in zip(texts, probs.tolist()):
-            best = max(range(len(p)), key=p.__getitem__)
+        for parts, predicted in zip(texts, predictions(model, segments, args.batch_size)):
             fields = dict(zip(("premise", "hypothesis"), parts)) if pair else {"text": parts[0]}
-            record = {**fields, "label": model.spec.label_names[best], "probs": dict(zip(model.spec.label_names, [round(x, 6) for x in p]))}
+            record = {**fields, "label": predicted["label"], "probs": {k: round(v, 6) for k, v in predicted["probs"].items()}}
             output.write(json.dumps(record) + "\n")
     finally:
         if source is not sys.stdin:

@@ -57,11 +57,15 @@ class HFClassifier(WordLevelClassifier):
     def aligned(self, task: TaskSpec, label_map: Mapping[str, str] | None = None) -> HFClassifier:
         """The same model (weights shared) with its logits in ``task``'s label order (:func:`align_labels`)."""
         order = align_labels(self.source["model_labels"], task.label_names, label_map, model=self.source["name"])
-        spec = ClassifierSpec(**{**self.spec.to_dict(), "task": task.name, "task_kind": task.kind, "label_names": list(task.label_names)})
-        twin = HFClassifier(self.model, self.tokenizer, spec, order, self.source).to(self.device)
-        if hasattr(self, "origin"):
-            twin.origin = self.origin
-        return twin.train(self.training)
+        return self._twin(order, task=task.name, task_kind=task.kind, label_names=list(task.label_names))
+
+    def reading(self, kind: str) -> HFClassifier:
+        """The same model (weights shared, labels in the same order) reading ``kind`` inputs: "single" or "pair"."""
+        return self._twin(self.label_order.tolist(), task_kind=kind)
+
+    def _twin(self, order: Sequence[int], **spec_changes) -> HFClassifier:
+        spec = ClassifierSpec(**{**self.spec.to_dict(), **spec_changes})
+        return HFClassifier(self.model, self.tokenizer, spec, order, self.source).to(self.device).train(self.training)
 
     def forward(
         self,
@@ -120,10 +124,6 @@ def max_length_of(tokenizer: PreTrainedTokenizerBase, config) -> int:
     pad = getattr(config, "pad_token_id", None)
     offset = pad + 1 if config.model_type in ("roberta", "xlm-roberta", "camembert") and pad is not None else 0
     return int(positions - offset)
-
-
-def is_hf_folder(path: Path) -> bool:
-    return path.is_dir() and (path / "config.json").is_file()
 
 
 def load_hf_classifier(source: str, task: TaskSpec | None = None, label_map: Mapping[str, str] | None = None,
