@@ -91,3 +91,20 @@ def test_labels_that_differ_and_strangers_in_the_log_are_refused(tmp_path, subs_
         handle.write(json.dumps(line) + "\n")
     with pytest.raises(ValueError, match=r"examples.jsonl: uid 'test:999' is not in this run's sample \(1 such lines\)$"):
         run_attack(model, splits, config(subs_file, "pwws", n=4), "toy-model", folder, **QUIET)
+
+
+def test_a_folder_written_before_a_data_field_existed_resumes(tmp_path, subs_file):
+    """settings.json of an attack begun before data.label_map existed lacks it: it reads as that field's default."""
+    from riftkit.config import DataConfig
+
+    splits, model, folder = toy_splits(), LabelledVictim(WEIGHTS, bias=-1.0), tmp_path / "run"
+    data = DataConfig(dataset="toy")
+    run_attack(model, splits, config(subs_file, "pwws", n=4), "toy-model", folder, data_config=data, **QUIET)
+    settings = json.loads((folder / runner.SETTINGS_FILE).read_text())
+    settings["data"].pop("label_map", None)
+    (folder / runner.SETTINGS_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+    again = run_attack(model, splits, config(subs_file, "pwws", n=4), "toy-model", folder, data_config=data, **QUIET)
+    assert again["examples_this_session"] == 0
+    with pytest.raises(ConfigError, match="this folder holds a run with data="):  # a mapping that was not there is another run
+        run_attack(model, splits, config(subs_file, "pwws", n=4), "toy-model", folder,
+                   data_config=DataConfig(dataset="toy", label_map={"neg": "negative"}), **QUIET)

@@ -396,13 +396,13 @@ def result_free_paths(cls: type, prefix: str = "") -> tuple[str, ...]:
     return tuple(paths)
 
 
-# Attack keys that moved into a search's section: old flat name -> new place under ``attack``.
 # Settings added with a default that differs from the behaviour before they existed: a saved config.yaml (of a run
 # begun before the key existed) that lacks one ran with the value given here, and is read so. Without this, a run
 # begun with the same-length hull would resume on today's default without a word.
 PAST_DEFAULTS: dict[str, Any] = {"objective.adversary.hull": "same_length", "attack.ascc.hull": "same_length"}
 
 
+# Attack keys that moved into a search's section: old flat name -> new place under ``attack``.
 MOVED_KEYS: dict[type, dict[str, str]] = {
     AttackConfig: {
         "pwws_adaptive": "pwws.adaptive",
@@ -531,10 +531,10 @@ def nest_moved_keys(values: dict[str, Any], cls: type = AttackConfig) -> dict[st
             section, key = new.split(".")
             nested = values[section] = dict(values.get(section) or {})
             nested.setdefault(key, values.pop(old))
-    if cls is AttackConfig and isinstance(values.get("ascc"), dict) and "examples_per_search" not in values["ascc"]:
-        values["ascc"] = {**values["ascc"], "examples_per_search": ASCCSearchConfig.examples_per_search}
-    if cls is AttackConfig and isinstance(values.get("ascc"), dict) and "hull" not in values["ascc"]:
-        values["ascc"] = {**values["ascc"], "hull": PAST_DEFAULTS["attack.ascc.hull"]}  # the only hull before issue 24
+    if cls is AttackConfig and isinstance(values.get("ascc"), dict):
+        # the search batch was in_flight (32 by default); same_length was the only hull before issue 24
+        past = {"examples_per_search": ASCCSearchConfig.examples_per_search, "hull": PAST_DEFAULTS["attack.ascc.hull"]}
+        values["ascc"] = {**past, **values["ascc"]}
     return values
 
 

@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from ..config import AttackConfig, ConfigError, nest_moved_keys
+from ..config import AttackConfig, ConfigError, DataConfig, nest_moved_keys
 from ..data.examples import DatasetSplits, Example, TaskSpec
 from ..data.roles import DataRecord
 from ..data.splits import sample
@@ -186,6 +186,8 @@ def check_settings(path: Path, settings: dict) -> None:
     except json.JSONDecodeError as err:
         raise ConfigError(f"{path}, line {err.lineno}: malformed JSON ({err.msg})") from None
     previous = nest_moved_keys(previous)  # a folder begun before the searches' knobs moved into sections
+    if isinstance(previous.get("data"), dict):  # a data field added since the folder began (label_map) had its default
+        previous["data"] = {**recorded_data(DataConfig()), **previous["data"]}
     for key, value in settings.items():
         if key == "model_sha256" and previous.get(key) != value:
             raise ConfigError(
@@ -270,11 +272,14 @@ def _prepare_folder(task: TaskSpec, config: AttackConfig, model_path: str, outpu
         settings["model_source"] = {k: v for k, v in source.items() if k != "name"}
     settings.update({"task": task.name, "segments": list(task.segment_names), **config.result_settings()})
     if data_config is not None:
-        # label_map joined the data section later: left out while unset, so older attack folders resume
-        settings["data"] = {k: v for k, v in dataclasses.asdict(data_config).items()
-                            if k not in ("data_dir", "on_error") and not (k == "label_map" and v is None)}
+        settings["data"] = recorded_data(data_config)
     check_settings(folder / SETTINGS_FILE, settings)
     return folder, settings
+
+
+def recorded_data(data_config: DataConfig) -> dict:
+    """What settings.json records of the data: every field but where it lives and how bad lines are handled."""
+    return {k: v for k, v in dataclasses.asdict(data_config).items() if k not in ("data_dir", "on_error")}
 
 
 def _open_log(folder: Path, examples: list[Example], shard: tuple[int, int] | None) -> tuple[ResultLog, dict[str, dict], list[Example]]:
