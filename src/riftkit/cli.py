@@ -368,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "(about 9 min on 2 CPU cores)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides of the demo's experiment (e.g. data.max_train=400)")
     p.add_argument("--output-dir", help="where the demo is written (default runs/demo)")
-    p.add_argument("--test-examples", type=int, default=200, help="seeded test sentences PWWS attacks (the same for both models)")
+    p.add_argument("--test-examples", type=int, help="seeded test sentences PWWS attacks, the same for both models (default: the demo's, 300)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     _add_data_dir(p)
     p.set_defaults(func=cmd_demo)
