@@ -108,3 +108,4 @@ def test_overrides_a_command_does_not_read_are_errors(command, override, section
     assert main([*command, override]) == 2
     err = capsys.readouterr().err
     assert override.split("=")[0] in err and sections in err
+    assert err.count(f"riftkit {command[0]}") == 1  # the command is named once, not twice

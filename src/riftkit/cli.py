@@ -91,12 +91,12 @@ def _model_and_data(args: argparse.Namespace, data_values: dict, source: str):
     return model, data_config, splits, record
 
 
-def check_overrides_read(command: str, overrides: list[str], sections: tuple[str, ...]) -> None:
-    """Raise ConfigError for an override outside the sections ``command`` reads (it would be dropped silently)."""
+def check_overrides_read(overrides: list[str], sections: tuple[str, ...]) -> None:
+    """Raise ConfigError for an override outside the sections the command reads (it would be dropped silently)."""
     for override in overrides:
         key = override.split("=", 1)[0].strip()
         if key.split(".", 1)[0] not in sections:
-            raise ConfigError(f"riftkit {command}: the override {key} is not read by this command; it reads only "
+            raise ConfigError(f"the override {key} is not read by this command; it reads only "
                               + ", ".join(f"{section}.*" for section in sections))
 
 
@@ -104,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .api import evaluate
     from .config import apply_overrides, read_yaml_mapping
 
-    check_overrides_read("evaluate", list(args.overrides), ("data",))
+    check_overrides_read(list(args.overrides), ("data",))
     values = dict(read_yaml_mapping(args.config).get("data") or {}) if args.config else {}
     values = apply_overrides({"data": values}, list(args.overrides)).get("data") or {}
     result = evaluate(args.model, args.dataset, args.split, args.n, args.seed, data=values, data_dir=args.data_dir,
@@ -167,7 +167,7 @@ def cmd_attack(args: argparse.Namespace) -> int:
     from .attacks.runner import run_attack
     from .reports.tables import format_table
     from .config import AttackConfig, DataConfig, apply_overrides, from_dict, read_yaml_mapping
-    check_overrides_read("attack", list(args.overrides), ("attack", "data"))
+    check_overrides_read(list(args.overrides), ("attack", "data"))
     values: dict = {}
     if args.config:
         values = {k: v for k, v in read_yaml_mapping(args.config).items() if k in ("attack", "data")}
