@@ -365,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
 
     p = commands.add_parser("demo", help="Standard vs RIFT on SST-2 with the embedded MiniLM, attacked by PWWS, side by side, with an HTML report "
-                            "(about 9 min on 2 CPU cores)")
+                            "(about 14 min on 2 CPU cores)")
     p.add_argument("overrides", nargs="*", help="dotted key=value overrides of the demo's experiment (e.g. data.max_train=400)")
     p.add_argument("--output-dir", help="where the demo is written (default runs/demo)")
     p.add_argument("--test-examples", type=int, help="seeded test sentences PWWS attacks, the same for both models (default: the demo's, 300)")

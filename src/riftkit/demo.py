@@ -59,7 +59,7 @@ def run_demo(overrides: list[str], output_dir: str | None, data_dir: str | None,
     from .sweep.runner import Sweep
 
     out = Path(output_dir or BASE.output_dir)
-    test_examples = test_examples or TEST_EXAMPLES
+    test_examples = TEST_EXAMPLES if test_examples is None else test_examples
     out.mkdir(parents=True, exist_ok=True)
     base = load_config(None, overrides, base=BASE)  # typed and checked here, before any training
     save_config(base, out / "base.yaml")

@@ -28,10 +28,10 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..config import ConfigError
+from ..data.roles import RECORD_FILE, UIDS_FILE
 from ..files import check_safetensors
 from .classifier import Classifier, ClassifierSpec
 from .encoder import SAFE_LOADING, load_tokenizer, quiet_transformers
-from ..data.roles import RECORD_FILE, UIDS_FILE
 from .io import FORMAT_VERSION, SPEC_FILE, load_classifier, plain_state_dict
 
 MODEL_TYPE = "riftkit"
