@@ -223,6 +223,9 @@ def test_a_killed_training_run_starts_over_or_resumes(study, tmp_path):
     assert any("resuming" in line for line in said)
     again = json.loads((folder / "summary.json").read_text())
     assert again["best_dev"] == summary["best_dev"] and again["test"] == summary["test"]
+    # the run record's training time is the training's own clock over both sessions, not the resumed session's
+    record = json.loads((folder / "run.json").read_text())
+    assert record["train_wall_time_s"] == again["wall_time_s"]
 
 
 def test_bad_sweep_files_are_named(tmp_path, study):

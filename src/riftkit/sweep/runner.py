@@ -132,9 +132,9 @@ class Sweep:
                 shutil.rmtree(out)
             self.log(f"sweep: {run.run_id}: {'resuming' if resume else 'training'} ({config.train.method}, seed {run.seed})")
             config.train.progress = self.progress
-            start = time.time()
-            train(config, splits, data_dir=self.data_dir, resume=resume)
-            self._write_run_record(run, config, final, round(time.time() - start, 1))
+            result = train(config, splits, data_dir=self.data_dir, resume=resume)
+            # the training's own clock, which a resumed run continues from its checkpoint: all sessions, not this one
+            self._write_run_record(run, config, final, round(result.wall_time_s, 1))
             self.export(run)  # now, not after the attacks: a kill during them must not keep the training from results_dir
         elif (out / "summary.json").is_file() and not (out / RUN_FILE).is_file():
             self._write_run_record(run, config, final, None)
